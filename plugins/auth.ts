@@ -1,0 +1,359 @@
+// The auth decorators. `authenticate` (an onRequest hook, applied to protected
+// route folders by their autohooks) accepts an access token from the
+// `Authorization: Bearer` header or the signed `access_token` cookie (the header
+// wins), verifies it synchronously and checks its session on every request, so
+// revocation is immediate. `tokens` issues tokens and owns every auth cookie's
+// name, path and attributes. `requirePasswordConfirmation` guards sensitive changes.
+
+import { randomUUID } from 'node:crypto'
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import fp from 'fastify-plugin'
+import { createLoginThrottle, type LoginThrottle } from '../src/auth/login-throttle.js'
+import { createPasswordHasher, type PasswordHasher } from '../src/auth/passwords.js'
+import {
+  createSession,
+  createSessionLookup,
+  findSessionByRefreshToken,
+  type IssuedRefreshToken,
+  rotateRefreshToken,
+  type SessionPolicy,
+  touchSession,
+} from '../src/auth/sessions.js'
+import { type PublicUser, toPublicUser, type UserRecord } from '../src/auth/users.js'
+import { AppError, type ErrorCode } from '../src/errors.js'
+import { ACCESS_SECURITY, errorResponses } from '../src/schemas.js'
+import { toIso } from '../src/time.js'
+
+export interface RequestAuth {
+  userId: string
+  sessionId: string
+  user: UserRecord
+  via: 'bearer' | 'cookie'
+}
+
+export interface IssuedToken {
+  token: string
+  expiresAt: string
+}
+
+export interface SignedIn {
+  user: PublicUser
+  accessToken: string
+  accessTokenExpiresAt: string
+}
+
+interface AccessClaims {
+  sub: string
+  sid: string
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+    requirePasswordConfirmation: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+    tokens: Tokens
+    passwords: PasswordHasher
+    loginThrottle: LoginThrottle
+  }
+  interface FastifyRequest {
+    /** Set by `authenticate`; routes outside protected folders must not read it. */
+    auth: RequestAuth
+  }
+}
+
+/** Longest token accepted; anything longer is refused unparsed. */
+const MAX_TOKEN_LENGTH = 4096
+const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/
+const PURPOSE_PASSWORD_CONFIRMATION = 'password-confirmation'
+
+const seconds = (ms: number) => Math.floor(ms / 1000)
+
+function accessError(code: ErrorCode, message: string): AppError {
+  const challenge =
+    code === 'AUTH_REQUIRED'
+      ? 'Bearer realm="latchkey"'
+      : `Bearer realm="latchkey", error="invalid_token", error_description="${message}"`
+  return new AppError(401, code, message, undefined, { 'WWW-Authenticate': challenge })
+}
+
+export type Tokens = ReturnType<typeof createTokens>
+
+function createTokens(fastify: FastifyInstance) {
+  const { config, store, keys } = fastify
+  const policy: SessionPolicy = config
+  const lookupSession = createSessionLookup(store)
+  const baseCookie = {
+    httpOnly: true,
+    secure: config.cookieSecure,
+    signed: true,
+    ...(config.cookieDomain ? { domain: config.cookieDomain } : {}),
+  }
+  const cookies = {
+    access_token: { ...baseCookie, path: '/', sameSite: config.cookieSameSite ?? 'lax' },
+    refresh_token: {
+      ...baseCookie,
+      path: config.autoRefresh ? '/' : '/auth',
+      sameSite: config.cookieSameSite ?? 'strict',
+    },
+    password_confirmation_token: { ...baseCookie, path: '/', sameSite: config.cookieSameSite ?? 'lax' },
+  } as const
+
+  function issueAccessToken(userId: string, sessionId: string): IssuedToken {
+    const iat = seconds(Date.now())
+    const exp = iat + config.accessTokenTtl
+    const token = fastify.jwt.access.sign({
+      sub: userId,
+      sid: sessionId,
+      jti: randomUUID(),
+      iat,
+      exp,
+      iss: config.jwtIssuer,
+    })
+    return { token, expiresAt: toIso(exp * 1000) }
+  }
+
+  function setSessionCookies(reply: FastifyReply, access: IssuedToken, refresh: IssuedRefreshToken): void {
+    reply.setCookie('access_token', access.token, { ...cookies.access_token, maxAge: config.accessTokenTtl })
+    reply.setCookie('refresh_token', refresh.token, {
+      ...cookies.refresh_token,
+      // Never past the session's absolute end.
+      maxAge: Math.max(0, seconds(refresh.expiresAt - Date.now())),
+    })
+  }
+
+  function clearCookies(reply: FastifyReply): void {
+    for (const [name, options] of Object.entries(cookies)) {
+      const { signed: _, ...attributes } = options
+      reply.clearCookie(name, attributes)
+    }
+  }
+
+  /** Reads a signed cookie; undefined when absent, null when present but not validly signed. */
+  function readSignedCookie(request: FastifyRequest, name: keyof typeof cookies): string | null | undefined {
+    const raw = request.cookies[name]
+    if (raw === undefined) return undefined
+    if (raw.length > MAX_TOKEN_LENGTH) return null
+    const unsigned = request.unsignCookie(raw)
+    return unsigned.valid && unsigned.value ? unsigned.value : null
+  }
+
+  type Verified = { ok: true; claims: AccessClaims } | { ok: false; expired: boolean }
+
+  function verifyAccessToken(token: string): Verified {
+    if (token.length > MAX_TOKEN_LENGTH) return { ok: false, expired: false }
+    try {
+      const claims = fastify.jwt.access.verify<Record<string, unknown>>(token)
+      if (typeof claims.sub !== 'string' || typeof claims.sid !== 'string' || 'purpose' in claims) {
+        return { ok: false, expired: false }
+      }
+      return { ok: true, claims: { sub: claims.sub, sid: claims.sid } }
+    } catch (error) {
+      return { ok: false, expired: (error as { code?: string }).code === 'FAST_JWT_EXPIRED' }
+    }
+  }
+
+  /** Rotates the refresh cookie and sets fresh cookies; throws the contract's refresh errors. */
+  function refresh(
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ): { session: { id: string; user_id: string }; access: IssuedToken } {
+    const token = readSignedCookie(request, 'refresh_token')
+    const result = token
+      ? rotateRefreshToken(store, keys, policy, token, Date.now())
+      : ({ ok: false, reason: 'invalid' } as const)
+    if (!result.ok) {
+      clearCookies(reply)
+      if (result.reason === 'reused') {
+        request.log.warn({ code: 'REFRESH_TOKEN_REUSED' }, 'refresh token reuse detected; session revoked')
+        throw new AppError(
+          401,
+          'REFRESH_TOKEN_REUSED',
+          'This refresh token was already used; the session has been revoked',
+        )
+      }
+      if (result.reason === 'expired') throw new AppError(401, 'REFRESH_TOKEN_EXPIRED', 'The refresh token has expired')
+      throw new AppError(401, 'REFRESH_TOKEN_INVALID', 'The refresh token is not valid')
+    }
+    const access = issueAccessToken(result.session.user_id, result.session.id)
+    setSessionCookies(reply, access, result.refreshToken)
+    return { session: result.session, access }
+  }
+
+  return {
+    cookieOptions: cookies,
+    clearCookies,
+    refresh,
+
+    /** Signs in: a new session, its tokens and cookies, and the response body. */
+    startSession(request: FastifyRequest, reply: FastifyReply, user: UserRecord): SignedIn {
+      const { session, refreshToken } = createSession(
+        store,
+        keys,
+        policy,
+        { userId: user.id, userAgent: request.headers['user-agent']?.slice(0, 512) ?? null, ip: request.ip },
+        Date.now(),
+      )
+      const access = issueAccessToken(user.id, session.id)
+      setSessionCookies(reply, access, refreshToken)
+      return { user: toPublicUser(user), accessToken: access.token, accessTokenExpiresAt: access.expiresAt }
+    },
+
+    issuePasswordConfirmation(reply: FastifyReply, auth: RequestAuth): IssuedToken {
+      const iat = seconds(Date.now())
+      const exp = iat + config.passwordConfirmationTtl
+      const token = fastify.jwt.passwordConfirmation.sign({
+        sub: auth.userId,
+        sid: auth.sessionId,
+        jti: randomUUID(),
+        iat,
+        exp,
+        iss: config.jwtIssuer,
+        purpose: PURPOSE_PASSWORD_CONFIRMATION,
+      })
+      reply.setCookie('password_confirmation_token', token, {
+        ...cookies.password_confirmation_token,
+        maxAge: config.passwordConfirmationTtl,
+      })
+      return { token, expiresAt: toIso(exp * 1000) }
+    },
+
+    /**
+     * The session a request belongs to, from a valid access token or else a
+     * current refresh cookie; for logout, which accepts either.
+     */
+    identifySession(request: FastifyRequest): { userId: string; sessionId: string } | undefined {
+      const header = request.headers.authorization
+      const accessToken = header !== undefined ? BEARER.exec(header)?.[1] : readSignedCookie(request, 'access_token')
+      if (accessToken) {
+        const verified = verifyAccessToken(accessToken)
+        if (verified.ok) {
+          const session = lookupSession(verified.claims.sid, Date.now())
+          if (session && session.user.id === verified.claims.sub) {
+            return { userId: session.user.id, sessionId: session.sessionId }
+          }
+        }
+      }
+      const refreshToken = readSignedCookie(request, 'refresh_token')
+      if (!refreshToken) return undefined
+      const session = findSessionByRefreshToken(store, keys, policy, refreshToken, Date.now(), { allowUsed: false })
+      return session ? { userId: session.user_id, sessionId: session.id } : undefined
+    },
+
+    async authenticate(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+      const header = request.headers.authorization
+      let token: string | null | undefined
+      let via: RequestAuth['via'] = 'cookie'
+      if (header !== undefined) {
+        via = 'bearer'
+        token = BEARER.exec(header)?.[1] ?? null
+      } else {
+        token = readSignedCookie(request, 'access_token')
+      }
+      if (token === null) throw accessError('ACCESS_TOKEN_INVALID', 'The access token is not valid')
+
+      const verified = token === undefined ? undefined : verifyAccessToken(token)
+      const at = Date.now()
+      if (verified?.ok) {
+        const session = lookupSession(verified.claims.sid, at)
+        if (!session || session.user.id !== verified.claims.sub) {
+          throw accessError('SESSION_REVOKED', 'The session of this token has ended')
+        }
+        touchSession(store, session, at)
+        request.auth = { userId: session.user.id, sessionId: session.sessionId, user: session.user, via }
+        return
+      }
+
+      // AUTO_REFRESH: a cookie client whose access token expired (or whose browser
+      // already dropped the expired cookie) is served if its refresh cookie is good.
+      const expiredOrMissing = verified === undefined || verified.expired
+      if (config.autoRefresh && via === 'cookie' && expiredOrMissing && request.cookies.refresh_token !== undefined) {
+        try {
+          const { session } = refresh(request, reply)
+          const current = lookupSession(session.id, at)
+          if (current) {
+            request.auth = { userId: current.user.id, sessionId: current.sessionId, user: current.user, via }
+            return
+          }
+        } catch {
+          // Fall through to the access-token error.
+        }
+      }
+      if (verified === undefined) throw accessError('AUTH_REQUIRED', 'An access token is required')
+      if (verified.expired) throw accessError('ACCESS_TOKEN_EXPIRED', 'The access token has expired')
+      throw accessError('ACCESS_TOKEN_INVALID', 'The access token is not valid')
+    },
+
+    async requirePasswordConfirmation(request: FastifyRequest): Promise<void> {
+      const header = request.headers['x-password-confirmation']
+      const token =
+        header !== undefined
+          ? Array.isArray(header)
+            ? null
+            : header
+          : readSignedCookie(request, 'password_confirmation_token')
+      const refuse = () =>
+        new AppError(
+          403,
+          'PASSWORD_CONFIRMATION_REQUIRED',
+          'Confirm your password first (POST /auth/password-confirmation)',
+        )
+      if (!token || token.length > MAX_TOKEN_LENGTH) throw refuse()
+      let claims: Record<string, unknown>
+      try {
+        claims = fastify.jwt.passwordConfirmation.verify<Record<string, unknown>>(token)
+      } catch {
+        throw refuse()
+      }
+      // Bound to the caller's own current session.
+      if (
+        claims.purpose !== PURPOSE_PASSWORD_CONFIRMATION ||
+        claims.sid !== request.auth.sessionId ||
+        claims.sub !== request.auth.userId
+      ) {
+        throw refuse()
+      }
+    },
+  }
+}
+
+async function auth(fastify: FastifyInstance): Promise<void> {
+  const { config } = fastify
+  const tokens = createTokens(fastify)
+  fastify.decorateRequest('auth', null as unknown as RequestAuth)
+  fastify.decorate('tokens', tokens)
+  fastify.decorate('authenticate', tokens.authenticate)
+  fastify.decorate('requirePasswordConfirmation', tokens.requirePasswordConfirmation)
+  fastify.decorate(
+    'passwords',
+    createPasswordHasher({
+      memoryKib: config.argon2MemoryKib,
+      timeCost: config.argon2TimeCost,
+      parallelism: config.argon2Parallelism,
+      concurrency: config.hashConcurrency,
+    }),
+  )
+  fastify.decorate('loginThrottle', createLoginThrottle(config.authRateLimitMax, 15 * 60))
+}
+
+export default fp(auth, { name: 'auth', dependencies: ['store', 'jwt', 'cookies'] })
+
+type HookList = NonNullable<RouteOptions['onRequest']>
+
+/**
+ * Protects every route of the folder whose `autohooks` file exports it: adds
+ * `authenticate` after the route's other onRequest hooks (so the per-IP rate
+ * limit counts refused tokens too) and documents the bearer/cookie security
+ * requirement and the 401 answer in the OpenAPI document.
+ */
+export async function protectRoutes(fastify: FastifyInstance): Promise<void> {
+  fastify.addHook('onRoute', (route) => {
+    const existing: HookList = route.onRequest ?? []
+    route.onRequest = [...(Array.isArray(existing) ? existing : [existing]), fastify.authenticate] as HookList
+    const schema = route.schema ?? {}
+    route.schema = {
+      ...schema,
+      security: schema.security ?? ACCESS_SECURITY,
+      response: { ...errorResponses(401), ...(schema.response as object | undefined) },
+    }
+  })
+}

@@ -1,0 +1,68 @@
+import { Type } from '@sinclair/typebox'
+import { DisplayNameSchema, EmailSchema, errorResponses, IsoDateTime, UserSchema } from '../../src/schemas.js'
+
+// Passwords are bounded here only against abuse; the 8..256 policy (and the
+// common-password list) answer PASSWORD_TOO_WEAK from the handler.
+const NewPassword = Type.String({
+  minLength: 1,
+  maxLength: 1024,
+  description: '8..256 characters, not a common password',
+})
+const GivenPassword = Type.String({ minLength: 1, maxLength: 1024 })
+
+const SignedInSchema = Type.Object(
+  {
+    user: UserSchema,
+    accessToken: Type.String({ description: 'JWT access token (also set as the access_token cookie)' }),
+    accessTokenExpiresAt: IsoDateTime,
+  },
+  { title: 'SignedIn' },
+)
+
+const setsCookies = 'Sets the `access_token` and `refresh_token` cookies (HttpOnly, signed).'
+
+export const SignupSchema = {
+  tags: ['auth'],
+  summary: 'Create an account and sign in',
+  description: `Email is trimmed and lower-cased. ${setsCookies} Limited to AUTH_RATE_LIMIT_MAX sign-ups per IP per 15 minutes.`,
+  body: Type.Object(
+    { email: EmailSchema, password: NewPassword, displayName: Type.Optional(DisplayNameSchema) },
+    { additionalProperties: false },
+  ),
+  response: { 201: SignedInSchema, ...errorResponses(400, 403, 409, 413, 415) },
+}
+
+export const LoginSchema = {
+  tags: ['auth'],
+  summary: 'Sign in with email and password',
+  description: `Wrong password and unknown email both answer 401 INVALID_CREDENTIALS, in the same time. After AUTH_RATE_LIMIT_MAX failures for one email within 15 minutes, every attempt answers 429 until the window passes. ${setsCookies}`,
+  body: Type.Object({ email: EmailSchema, password: GivenPassword }, { additionalProperties: false }),
+  response: { 200: SignedInSchema, ...errorResponses(400, 401, 403, 413, 415) },
+}
+
+export const RefreshSchema = {
+  tags: ['auth'],
+  summary: 'Rotate the refresh token and get a new access token',
+  description:
+    'Reads the `refresh_token` cookie, marks it used and sets its successor (and a new `access_token`). Presenting a used token again within REFRESH_REUSE_GRACE returns the same successor; later, the whole session is revoked (REFRESH_TOKEN_REUSED). Failures clear the auth cookies.',
+  security: [{ refreshCookie: [] }] as Array<Record<string, string[]>>,
+  response: {
+    200: Type.Object({ accessToken: Type.String(), accessTokenExpiresAt: IsoDateTime }, { title: 'Refreshed' }),
+    ...errorResponses(401, 403),
+  },
+}
+
+export const LogoutSchema = {
+  tags: ['auth'],
+  summary: 'Log out this session, the others, or all',
+  description:
+    '`current` (default) always answers 204 and clears the auth cookies. `others` keeps this session and revokes the rest; `all` revokes every session and clears the cookies. `others` and `all` need a valid access token or refresh cookie.',
+  security: [{ bearerAuth: [] }, { cookieAuth: [] }, { refreshCookie: [] }, {}] as Array<Record<string, string[]>>,
+  body: Type.Optional(
+    Type.Object(
+      { scope: Type.Optional(Type.Union([Type.Literal('current'), Type.Literal('others'), Type.Literal('all')])) },
+      { additionalProperties: false },
+    ),
+  ),
+  response: { 204: Type.Null({ description: 'Logged out' }), ...errorResponses(400, 401, 403, 415) },
+}

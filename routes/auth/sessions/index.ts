@@ -1,0 +1,56 @@
+// The signed-in user's sessions: list the active ones, revoke one.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { listActiveSessions, revokeSession } from '../../../src/auth/sessions.js'
+import { notFound } from '../../../src/errors.js'
+import { errorResponses, IdParams, IsoDateTime } from '../../../src/schemas.js'
+
+const SessionSchema = Type.Object(
+  {
+    id: Type.String(),
+    createdAt: IsoDateTime,
+    lastUsedAt: IsoDateTime,
+    expiresAt: IsoDateTime,
+    userAgent: Type.Union([Type.String(), Type.Null()]),
+    ip: Type.Union([Type.String(), Type.Null()]),
+    current: Type.Boolean({ description: 'Whether this is the session of the request' }),
+  },
+  { title: 'Session' },
+)
+
+const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  const { store, tokens } = fastify
+
+  fastify.get(
+    '/',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'List your active sessions',
+        response: { 200: Type.Object({ items: Type.Array(SessionSchema) }, { title: 'Sessions' }) },
+      },
+    },
+    async (request) => ({ items: listActiveSessions(store, request.auth.userId, request.auth.sessionId, Date.now()) }),
+  )
+
+  fastify.delete(
+    '/:id',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'Revoke one of your sessions',
+        description:
+          'All tokens of the session stop working at once. Revoking the current session also clears its cookies.',
+        params: IdParams,
+        response: { 204: Type.Null({ description: 'Revoked' }), ...errorResponses(403, 404) },
+      },
+    },
+    async (request, reply) => {
+      if (!revokeSession(store, request.auth.userId, request.params.id, Date.now())) throw notFound('Session')
+      if (request.params.id === request.auth.sessionId) tokens.clearCookies(reply)
+      return reply.code(204).send(null)
+    },
+  )
+}
+
+export default sessionRoutes

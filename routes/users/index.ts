@@ -1,0 +1,137 @@
+// The signed-in account: read it, change it (after password confirmation),
+// change the password, delete it.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { passwordWeakness } from '../../src/auth/passwords.js'
+import { revokeUserSessions } from '../../src/auth/sessions.js'
+import {
+  deleteUser,
+  findUserById,
+  normalizeEmail,
+  setPasswordHash,
+  toPublicUser,
+  updateUserProfile,
+} from '../../src/auth/users.js'
+import { invalidCredentials, loginThrottled, notFound, weakPassword } from '../../src/errors.js'
+import {
+  DisplayNameSchema,
+  EmailSchema,
+  errorResponses,
+  PASSWORD_CONFIRMATION_SECURITY,
+  trimEmailInput,
+  UserSchema,
+} from '../../src/schemas.js'
+
+const UserEnvelope = Type.Object({ user: UserSchema }, { title: 'UserEnvelope' })
+
+const userRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  const { store, passwords, loginThrottle, tokens } = fastify
+
+  fastify.get(
+    '/me',
+    { schema: { tags: ['users'], summary: 'The signed-in user', response: { 200: UserEnvelope } } },
+    async (request) => ({ user: toPublicUser(request.auth.user) }),
+  )
+
+  fastify.patch(
+    '/me',
+    {
+      schema: {
+        tags: ['users'],
+        summary: 'Change display name or email',
+        description: 'Needs a password-confirmation token of this session. Email is trimmed and lower-cased.',
+        security: PASSWORD_CONFIRMATION_SECURITY,
+        body: Type.Object(
+          {
+            displayName: Type.Optional(Type.Union([DisplayNameSchema, Type.Null()])),
+            email: Type.Optional(EmailSchema),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: UserEnvelope, ...errorResponses(400, 403, 409, 413, 415) },
+      },
+      preValidation: trimEmailInput,
+      preHandler: fastify.requirePasswordConfirmation,
+    },
+    async (request) => {
+      const user = updateUserProfile(
+        store,
+        request.auth.userId,
+        {
+          email: request.body.email === undefined ? undefined : normalizeEmail(request.body.email),
+          displayName: request.body.displayName,
+        },
+        Date.now(),
+      )
+      if (!user) throw notFound('User')
+      return { user: toPublicUser(user) }
+    },
+  )
+
+  fastify.put(
+    '/me/password',
+    {
+      schema: {
+        tags: ['users'],
+        summary: 'Change your password',
+        description:
+          'A wrong currentPassword is 401 INVALID_CREDENTIALS and counts as a failed login. Every other session of the user is revoked; this one stays.',
+        body: Type.Object(
+          {
+            currentPassword: Type.String({ minLength: 1, maxLength: 1024 }),
+            newPassword: Type.String({
+              minLength: 1,
+              maxLength: 1024,
+              description: '8..256 characters, not a common password',
+            }),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 204: Type.Null({ description: 'Changed' }), ...errorResponses(400, 403, 413, 415) },
+      },
+    },
+    async (request, reply) => {
+      const { userId, sessionId, user: account } = request.auth
+      const wait = await loginThrottle.attempt(account.email)
+      if (wait > 0) throw loginThrottled(wait)
+      const user = findUserById(store, userId)
+      if (!user || !(await passwords.verify(user.password_hash, request.body.currentPassword))) {
+        throw invalidCredentials()
+      }
+      await loginThrottle.succeeded(account.email)
+      const weakness = passwordWeakness(request.body.newPassword)
+      if (weakness) throw weakPassword('newPassword', weakness)
+      const passwordHash = await passwords.hash(request.body.newPassword)
+      const at = Date.now()
+      store.transaction(() => {
+        setPasswordHash(store, userId, passwordHash, at)
+        revokeUserSessions(store, userId, sessionId, at)
+      })
+      request.log.info({ userId }, 'password changed; other sessions revoked')
+      return reply.code(204).send(null)
+    },
+  )
+
+  fastify.delete(
+    '/me',
+    {
+      schema: {
+        tags: ['users'],
+        summary: 'Delete your account',
+        description:
+          'Needs a password-confirmation token of this session. Deletes the user, all its sessions, lists, tasks and secrets, and clears the auth cookies.',
+        security: PASSWORD_CONFIRMATION_SECURITY,
+        response: { 204: Type.Null({ description: 'Deleted' }), ...errorResponses(403) },
+      },
+      preHandler: fastify.requirePasswordConfirmation,
+    },
+    async (request, reply) => {
+      deleteUser(store, request.auth.userId)
+      request.log.info({ userId: request.auth.userId }, 'account deleted')
+      tokens.clearCookies(reply)
+      return reply.code(204).send(null)
+    },
+  )
+}
+
+export default userRoutes

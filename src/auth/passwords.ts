@@ -1,0 +1,72 @@
+// Password hashing (argon2id), the sign-up password policy, and verification
+// that takes the same time whether or not the account exists.
+import { dictionary } from '@zxcvbn-ts/language-common'
+import argon2 from 'argon2'
+import pLimit from 'p-limit'
+
+export const PASSWORD_MIN_LENGTH = 8
+export const PASSWORD_MAX_LENGTH = 256
+/** The list is ranked by frequency; its head is the most common passwords. */
+const COMMON_PASSWORDS = new Set((dictionary['passwords-common'] as string[]).slice(0, 10_000))
+
+/** Returns why a password is refused, or `null` if it is acceptable. */
+export function passwordWeakness(password: string): string | null {
+  const length = [...password].length
+  if (length < PASSWORD_MIN_LENGTH) return `must be at least ${PASSWORD_MIN_LENGTH} characters long`
+  if (length > PASSWORD_MAX_LENGTH) return `must be at most ${PASSWORD_MAX_LENGTH} characters long`
+  if (COMMON_PASSWORDS.has(password) || COMMON_PASSWORDS.has(password.toLowerCase())) {
+    return 'is one of the most common passwords'
+  }
+  return null
+}
+
+export interface PasswordHasherOptions {
+  memoryKib: number
+  timeCost: number
+  parallelism: number
+  /** Hashes computed at once; more wait in line rather than crowd the thread pool. */
+  concurrency: number
+}
+
+export interface PasswordHasher {
+  hash(password: string): Promise<string>
+  /**
+   * Verifies `password` against `hash`. With `hash` null (no such account) it
+   * verifies against a dummy hash and returns false, so both cost the same.
+   */
+  verify(hash: string | null, password: string): Promise<boolean>
+  /** Whether a stored hash was made with other parameters than today's. */
+  needsRehash(hash: string): boolean
+}
+
+export function createPasswordHasher(options: PasswordHasherOptions): PasswordHasher {
+  const params = {
+    type: argon2.argon2id as typeof argon2.argon2id,
+    memoryCost: options.memoryKib,
+    timeCost: options.timeCost,
+    parallelism: options.parallelism,
+  }
+  const limit = pLimit(options.concurrency)
+  let dummyHash: Promise<string> | undefined
+
+  const hash = (password: string) => limit(() => argon2.hash(password, params))
+  const verifyWith = (stored: string, password: string) =>
+    limit(async () => {
+      try {
+        return await argon2.verify(stored, password)
+      } catch {
+        return false
+      }
+    })
+
+  return {
+    hash,
+    async verify(stored, password) {
+      if (stored !== null) return verifyWith(stored, password)
+      dummyHash ??= hash('latchkey dummy password for unknown accounts')
+      await verifyWith(await dummyHash, password)
+      return false
+    },
+    needsRehash: (stored) => argon2.needsRehash(stored, params),
+  }
+}

@@ -1,0 +1,92 @@
+// The embedded SQLite database. Queries are written with Kysely's builder (so the
+// SQL stays portable), compiled, and run synchronously on one better-sqlite3
+// connection through a cache of prepared statements: Kysely's own driver would
+// prepare each query anew, several times slower on the per-request path.
+// Transactions are synchronous too, so no other request's statement can land
+// inside one. SQLite-specific settings live here and nowhere else.
+import { mkdirSync } from 'node:fs'
+import path from 'node:path'
+import SQLite from 'better-sqlite3'
+import { type Compilable, type CompiledQuery, Kysely, SqliteDialect } from 'kysely'
+import type { Database } from './schema.js'
+
+type Query<Row> = Compilable<Row> | CompiledQuery<Row>
+
+export interface Store {
+  /** The query builder. Build with it; run with `all`, `get` and `run`. */
+  readonly db: Kysely<Database>
+  /** Rows of a query. `parameters` replace the compiled ones (for queries compiled once). */
+  all<Row>(query: Query<Row>, parameters?: readonly unknown[]): Row[]
+  get<Row>(query: Query<Row>, parameters?: readonly unknown[]): Row | undefined
+  /** Runs a write; returns the number of rows changed. */
+  run(query: Query<unknown>, parameters?: readonly unknown[]): number
+  /** Runs `fn` in one transaction; it commits when `fn` returns and rolls back if it throws. */
+  transaction<T>(fn: () => T): T
+  /** Answers whether the database responds (for `/ready`). */
+  ping(): boolean
+  close(): Promise<void>
+}
+
+const STATEMENT_CACHE_LIMIT = 500
+
+export function openStore(file: string): Store {
+  if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
+  const sqlite = new SQLite(file)
+  // WAL lets readers run beside the writer; synchronous=FULL syncs each commit to
+  // disk, so a write that answered 2xx survives a crash of the process or the machine.
+  sqlite.pragma('journal_mode = WAL')
+  sqlite.pragma('synchronous = FULL')
+  sqlite.pragma('foreign_keys = ON')
+  sqlite.pragma('busy_timeout = 5000')
+
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) })
+  const statements = new Map<string, SQLite.Statement>()
+  const ping = sqlite.prepare('select 1 as ok')
+  let closed = false
+
+  function prepared<Row>(query: Query<Row>, parameters?: readonly unknown[]) {
+    const compiled = 'compile' in query ? query.compile() : query
+    let statement = statements.get(compiled.sql)
+    if (!statement) {
+      // Queries are built from fixed code paths, so the cache stays small; the
+      // limit only guards against a future builder call with a variable shape.
+      if (statements.size >= STATEMENT_CACHE_LIMIT) statements.clear()
+      statement = sqlite.prepare(compiled.sql)
+      statements.set(compiled.sql, statement)
+    }
+    return { statement, parameters: parameters ?? compiled.parameters }
+  }
+
+  return {
+    db,
+    all<Row>(query: Query<Row>, parameters?: readonly unknown[]): Row[] {
+      const p = prepared(query, parameters)
+      return p.statement.all(...p.parameters) as Row[]
+    },
+    get<Row>(query: Query<Row>, parameters?: readonly unknown[]): Row | undefined {
+      const p = prepared(query, parameters)
+      return p.statement.get(...p.parameters) as Row | undefined
+    },
+    run(query: Query<unknown>, parameters?: readonly unknown[]): number {
+      const p = prepared(query, parameters)
+      return p.statement.run(...p.parameters).changes
+    },
+    transaction<T>(fn: () => T): T {
+      return sqlite.transaction(fn)()
+    },
+    ping() {
+      try {
+        return !closed && (ping.get() as { ok: number } | undefined)?.ok === 1
+      } catch {
+        return false
+      }
+    },
+    async close() {
+      if (closed) return
+      closed = true
+      statements.clear()
+      // Closing the connection checkpoints the WAL into the main file.
+      await db.destroy()
+    },
+  }
+}

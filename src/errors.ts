@@ -1,0 +1,63 @@
+// The one error type the app throws on purpose. The error handler turns it (and
+// every other error) into the contract's shape: { statusCode, code, error, message }.
+
+/** Every error code the API can answer with. Codes never change meaning. */
+export const ERROR_CODES = {
+  VALIDATION_FAILED: 'The request does not match the schema; `details` names each bad field.',
+  PASSWORD_TOO_WEAK: 'The password is shorter than 8 or longer than 256 characters, or is a common password.',
+  INVALID_LIST: '`listId` does not name one of your lists.',
+  INVALID_CURSOR: 'The pagination cursor is malformed or was not issued for this query.',
+  AUTH_REQUIRED: 'No access token was given.',
+  ACCESS_TOKEN_INVALID:
+    'The access token is malformed, tampered with, signed with another key or algorithm, or has the wrong issuer.',
+  ACCESS_TOKEN_EXPIRED: 'The access token has expired; refresh it.',
+  SESSION_REVOKED: 'The session of this token has been revoked or has ended.',
+  INVALID_CREDENTIALS: 'Wrong email or password.',
+  REFRESH_TOKEN_INVALID: 'The refresh token is missing, unknown, or its session has ended.',
+  REFRESH_TOKEN_EXPIRED: 'The refresh token has expired; log in again.',
+  REFRESH_TOKEN_REUSED: 'An already rotated refresh token was presented again; the session has been revoked.',
+  PASSWORD_CONFIRMATION_REQUIRED: 'This change needs a password-confirmation token of the current session.',
+  CSRF_REJECTED: 'A cookie-authenticated request came from an origin that is not allowed.',
+  NOT_FOUND: 'No such route or resource (or it belongs to another user).',
+  EMAIL_TAKEN: 'That email is already registered.',
+  PAYLOAD_TOO_LARGE: 'The body is larger than BODY_LIMIT.',
+  UNSUPPORTED_MEDIA_TYPE: 'Bodies must be application/json.',
+  RATE_LIMITED: 'Too many requests; retry after the number of seconds in Retry-After.',
+  SERVICE_UNAVAILABLE: 'The database does not answer.',
+  INTERNAL_ERROR: 'An unexpected error; details are in the server log under the request id.',
+} as const
+
+export type ErrorCode = keyof typeof ERROR_CODES
+
+export interface ErrorDetail {
+  field: string
+  message: string
+}
+
+export class AppError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: ErrorDetail[],
+    /** Extra response headers, such as `Retry-After` or `WWW-Authenticate`. */
+    readonly headers?: Record<string, string>,
+  ) {
+    super(message)
+    this.name = 'AppError'
+  }
+}
+
+export const notFound = (what = 'Resource'): AppError => new AppError(404, 'NOT_FOUND', `${what} not found`)
+
+export function weakPassword(field: string, reason: string): AppError {
+  return new AppError(400, 'PASSWORD_TOO_WEAK', `The password ${reason}`, [{ field, message: reason }])
+}
+
+export function loginThrottled(waitSeconds: number): AppError {
+  return new AppError(429, 'RATE_LIMITED', `Too many failed attempts; retry in ${waitSeconds} seconds`, undefined, {
+    'Retry-After': String(waitSeconds),
+  })
+}
+
+export const invalidCredentials = (): AppError => new AppError(401, 'INVALID_CREDENTIALS', 'Wrong email or password')

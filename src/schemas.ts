@@ -1,0 +1,86 @@
+// Schemas shared by several route folders. Each route's own schemas live in a
+// `schema.ts` beside its `index.ts`.
+import { type TSchema, Type } from '@sinclair/typebox'
+import { ERROR_CODES } from './errors.js'
+
+export const ErrorSchema = Type.Object(
+  {
+    statusCode: Type.Integer(),
+    code: Type.Union(
+      Object.keys(ERROR_CODES).map((code) => Type.Literal(code)),
+      { description: 'Stable machine-readable code; see the list in the API description.' },
+    ),
+    error: Type.String(),
+    message: Type.String(),
+    details: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
+  },
+  { title: 'Error' },
+)
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Invalid input (VALIDATION_FAILED, or a more specific code)',
+  401: 'Not authenticated',
+  403: 'Forbidden (CSRF_REJECTED, PASSWORD_CONFIRMATION_REQUIRED)',
+  404: 'Not found (NOT_FOUND)',
+  409: 'Conflict',
+  413: 'Body too large (PAYLOAD_TOO_LARGE)',
+  415: 'Body is not JSON (UNSUPPORTED_MEDIA_TYPE)',
+  429: 'Rate limited (RATE_LIMITED); see Retry-After',
+}
+
+/** Error responses of a route, each in the contract's error shape. */
+export function errorResponses(...statuses: number[]): Record<number, TSchema> {
+  return Object.fromEntries(
+    [...new Set([...statuses, 429])].map((status) => [
+      status,
+      { ...ErrorSchema, description: STATUS_TEXT[status] ?? 'Error' },
+    ]),
+  )
+}
+
+export const IsoDateTime = Type.String({ format: 'date-time', description: 'ISO 8601 UTC timestamp' })
+export const Id = Type.String({ minLength: 1, maxLength: 64, description: 'Opaque id' })
+export const IdParams = Type.Object({ id: Id }, { additionalProperties: false })
+
+export const UserSchema = Type.Object(
+  {
+    id: Type.String(),
+    email: Type.String(),
+    displayName: Type.Union([Type.String(), Type.Null()]),
+    createdAt: IsoDateTime,
+    updatedAt: IsoDateTime,
+  },
+  { title: 'User' },
+)
+
+export const EmailSchema = Type.String({ format: 'email', minLength: 3, maxLength: 254 })
+export const DisplayNameSchema = Type.String({ minLength: 1, maxLength: 100 })
+
+type Security = Array<Record<string, string[]>>
+
+/** Security requirement for routes that need an access token. */
+export const ACCESS_SECURITY: Security = [{ bearerAuth: [] }, { cookieAuth: [] }]
+export const PASSWORD_CONFIRMATION_SECURITY: Security = [
+  { bearerAuth: [], passwordConfirmationHeader: [] },
+  { cookieAuth: [], passwordConfirmationCookie: [] },
+  { bearerAuth: [], passwordConfirmationCookie: [] },
+  { cookieAuth: [], passwordConfirmationHeader: [] },
+]
+
+/** Limits for paginated lists: `?limit=` 1..100 (default 20) and an opaque `?cursor=`. */
+export const PageQuery = {
+  limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+}
+
+export const pageOf = <T extends TSchema>(item: T, title: string) =>
+  Type.Object({ items: Type.Array(item), nextCursor: Type.Union([Type.String(), Type.Null()]) }, { title })
+
+/**
+ * preValidation hook for bodies with an `email`: trims it so that
+ * " Alice@Example.com " validates as an email (it is lower-cased later).
+ */
+export async function trimEmailInput(request: { body: unknown }): Promise<void> {
+  const body = request.body as { email?: unknown } | undefined
+  if (body && typeof body === 'object' && typeof body.email === 'string') body.email = body.email.trim()
+}

@@ -1,0 +1,27 @@
+// The only place that listens. On SIGTERM/SIGINT it stops accepting
+// connections, lets in-flight requests finish, closes the database (onClose
+// hooks) and exits 0.
+import type { FastifyInstance } from 'fastify'
+import { buildApp } from './app.js'
+import type { Config } from './config.js'
+
+export async function startServer(config: Config): Promise<FastifyInstance> {
+  const app = await buildApp(config)
+  let closing = false
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (closing) return
+    closing = true
+    app.log.info({ signal }, 'shutting down')
+    app.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        app.log.error({ err: error }, 'shutdown failed')
+        process.exit(1)
+      },
+    )
+  }
+  process.once('SIGTERM', shutdown)
+  process.once('SIGINT', shutdown)
+  await app.listen({ port: config.port, host: config.host })
+  return app
+}
