@@ -7,6 +7,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Ajv, type Options as AjvOptions } from 'ajv'
 import addFormats from 'ajv-formats'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import accountPagePlugin from '../plugins/account-page.js'
 import authPlugin from '../plugins/auth.js'
 import cookiesPlugin from '../plugins/cookies.js'
 import corsPlugin from '../plugins/cors.js'
@@ -51,6 +52,7 @@ export default async function latchkey(fastify: FastifyInstance, options: AppOpt
   await fastify.register(authPlugin)
   await fastify.register(openapiPlugin)
   await fastify.register(schedulerPlugin)
+  await fastify.register(accountPagePlugin)
 
   await fastify.register(autoload, {
     dir: ROUTES_DIR,
