@@ -74,6 +74,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .on('tasks')
     .columns(['user_id', 'completed', 'created_at', 'id'])
     .execute()
+  await db.schema
+    .createIndex('tasks_user_list_completed_page')
+    .on('tasks')
+    .columns(['user_id', 'list_id', 'completed', 'created_at', 'id'])
+    .execute()
   // Foreign-key cascades from lists look tasks up by list_id alone.
   await db.schema.createIndex('tasks_list_id').on('tasks').column('list_id').execute()
 

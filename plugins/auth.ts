@@ -117,7 +117,7 @@ function createTokens(fastify: FastifyInstance) {
     reply.setCookie('refresh_token', refresh.token, {
       ...cookies.refresh_token,
       // Never past the session's absolute end.
-      maxAge: Math.max(0, seconds(refresh.expiresAt - Date.now())),
+      maxAge: Math.max(0, Math.ceil((refresh.expiresAt - Date.now()) / 1000)),
     })
   }
 

@@ -24,6 +24,8 @@ ${errorTable}
 
 async function openapi(fastify: FastifyInstance): Promise<void> {
   await fastify.register(swagger, {
+    // A folder's root route is declared as '/'; document `/lists`, not `/lists/`.
+    transform: ({ schema, url }) => ({ schema, url: url.length > 1 ? url.replace(/\/$/, '') : url }),
     openapi: {
       openapi: '3.0.3',
       info: { title: 'latchkey', version, description },

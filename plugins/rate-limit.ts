@@ -1,9 +1,23 @@
 // Per-client-IP rate limit on every route (RATE_LIMIT_MAX a minute), counted
-// before any other work. Routes add stricter limits with `fastify.rateLimit()`.
+// before any other work. `strictRateLimit` builds an extra, stricter limit for
+// one route (sign-ups, password confirmations) that counts on top of the global
+// one: the plugin's own `rateLimit()` handler skips a request the global limit
+// already counted.
 import rateLimit from '@fastify/rate-limit'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { AppError } from '../src/errors.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    strictRateLimit(options: { max: number; timeWindow: number }): (request: FastifyRequest) => Promise<void>
+  }
+}
+
+const rateLimited = (seconds: number) =>
+  new AppError(429, 'RATE_LIMITED', `Too many requests; retry in ${seconds} seconds`, undefined, {
+    'Retry-After': String(seconds),
+  })
 
 async function rateLimitPlugin(fastify: FastifyInstance): Promise<void> {
   await fastify.register(rateLimit, {
@@ -13,6 +27,14 @@ async function rateLimitPlugin(fastify: FastifyInstance): Promise<void> {
     hook: 'onRequest',
     errorResponseBuilder: (_request, context) =>
       new AppError(429, 'RATE_LIMITED', `Too many requests; retry in ${context.after}`),
+  })
+
+  fastify.decorate('strictRateLimit', (options: { max: number; timeWindow: number }) => {
+    const check = fastify.createRateLimit(options)
+    return async (request: FastifyRequest) => {
+      const result = await check(request)
+      if (!result.isAllowed && result.isExceeded) throw rateLimited(Math.max(1, result.ttlInSeconds))
+    }
   })
 }
 

@@ -2,11 +2,12 @@
 // tests. Plugins are registered in a fixed, visible order; route folders are
 // auto-loaded, and each folder's `autohooks` protects it by where it lives.
 import path from 'node:path'
-import autoload from '@fastify/autoload'
+import autoload, { type AutoloadPluginOptions } from '@fastify/autoload'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Ajv, type Options as AjvOptions } from 'ajv'
 import addFormats from 'ajv-formats'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import fp from 'fastify-plugin'
 import accountPagePlugin from '../plugins/account-page.js'
 import authPlugin from '../plugins/auth.js'
 import cookiesPlugin from '../plugins/cookies.js'
@@ -25,7 +26,17 @@ export interface AppOptions {
   config: Config
 }
 
-const ROUTES_DIR = path.join(import.meta.dirname, '..', 'routes')
+/** How route folders are loaded. The single binary has no routes/ folder: its
+ *  build walks it with these same options and swaps @fastify/autoload for a
+ *  loader of static imports (scripts/build-binary.ts). */
+export const ROUTES_AUTOLOAD: AutoloadPluginOptions = {
+  dir: path.join(import.meta.dirname, '..', 'routes'),
+  autoHooks: true,
+  cascadeHooks: true,
+  ignorePattern: /^schema\.(ts|js)$/,
+  // Compiled output carries .d.ts and .map files beside the code.
+  ignoreFilter: (file) => file.endsWith('.d.ts') || file.endsWith('.map'),
+}
 
 /** Two validators: bodies are strict (no type coercion, unknown properties
  *  rejected); query strings and params coerce strings to numbers and booleans. */
@@ -54,14 +65,7 @@ export default async function latchkey(fastify: FastifyInstance, options: AppOpt
   await fastify.register(schedulerPlugin)
   await fastify.register(accountPagePlugin)
 
-  await fastify.register(autoload, {
-    dir: ROUTES_DIR,
-    autoHooks: true,
-    cascadeHooks: true,
-    ignorePattern: /^schema\.(ts|js)$/,
-    // Compiled output carries .d.ts and .map files beside the code.
-    ignoreFilter: (file) => file.endsWith('.d.ts') || file.endsWith('.map'),
-  })
+  await fastify.register(autoload, ROUTES_AUTOLOAD)
 }
 
 /** Server options derived from the configuration; logs never hold secrets. */
@@ -108,7 +112,9 @@ export function serverOptions(config: Config): FastifyServerOptions {
 /** Builds a ready app (server, CLI and tests all start here). */
 export async function buildApp(config: Config): Promise<FastifyInstance> {
   const app = Fastify(serverOptions(config)).withTypeProvider<TypeBoxTypeProvider>()
-  await app.register(latchkey, { config })
+  // fp: the app's decorators (store, config, ...) are visible on the instance
+  // returned, for the CLI and the tests.
+  await app.register(fp(latchkey), { config })
   await app.ready()
   return app
 }

@@ -6,6 +6,7 @@ import { isIP } from 'node:net'
 import { availableParallelism } from 'node:os'
 import path from 'node:path'
 import { parseEnv } from 'node:util'
+import { Cron } from 'croner'
 
 export type SameSite = 'lax' | 'strict' | 'none'
 export type TrustProxy = boolean | number | string[]
@@ -212,6 +213,26 @@ export interface LoadConfigOptions {
   cwd?: string
 }
 
+/**
+ * Where the single binary unpacks its native addons and static files:
+ * `LATCHKEY_NATIVE_CACHE_DIR`, else `$XDG_CACHE_HOME/latchkey`, else
+ * `$HOME/.cache/latchkey`, else `<DATA_DIR>/cache`. Apart from `Config` because
+ * the binary needs it before `loadConfig` runs: its modules load the addons as
+ * they load (scripts/binary/main.ts).
+ */
+export function nativeCacheDir(options: LoadConfigOptions = {}): string {
+  const cwd = options.cwd ?? process.cwd()
+  const read = new Reader({ ...readDotEnv(cwd), ...(options.env ?? process.env) })
+  const configured = read.raw('LATCHKEY_NATIVE_CACHE_DIR')
+  if (configured !== undefined) return path.resolve(cwd, configured)
+  // The XDG spec says to ignore relative paths.
+  const xdgCacheHome = read.raw('XDG_CACHE_HOME')
+  if (xdgCacheHome !== undefined && path.isAbsolute(xdgCacheHome)) return path.join(xdgCacheHome, 'latchkey')
+  const home = read.raw('HOME')
+  if (home !== undefined && path.isAbsolute(home)) return path.join(home, '.cache', 'latchkey')
+  return path.join(path.resolve(cwd, read.string('DATA_DIR', './data')), 'cache')
+}
+
 /** Builds the configuration; throws `ConfigError` naming the first bad variable. */
 export function loadConfig(options: LoadConfigOptions = {}): Config {
   const cwd = options.cwd ?? process.cwd()
@@ -239,8 +260,10 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   }
 
   const cleanupCron = read.string('CLEANUP_CRON', '0 3 */3 * *')
-  if (!/^\S+(\s+\S+){4,5}$/.test(cleanupCron)) {
-    throw new ConfigError('CLEANUP_CRON', `"${cleanupCron}" is not a cron expression of 5 or 6 fields`)
+  try {
+    new Cron(cleanupCron, { paused: true }).stop()
+  } catch {
+    throw new ConfigError('CLEANUP_CRON', `"${cleanupCron}" is not a cron expression (5 or 6 fields)`)
   }
 
   const logLevel = read.oneOf(

@@ -5,6 +5,9 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import type { Config } from './config.js'
 
+/** In-flight requests get this long to finish before their sockets are cut. */
+const DRAIN_TIMEOUT_MS = 30_000
+
 export async function startServer(config: Config): Promise<FastifyInstance> {
   const app = await buildApp(config)
   let closing = false
@@ -12,6 +15,15 @@ export async function startServer(config: Config): Promise<FastifyInstance> {
     if (closing) return
     closing = true
     app.log.info({ signal }, 'shutting down')
+    // A keep-alive socket whose request finished during the drain would hold
+    // close() open until its keep-alive timeout: close sockets as they go idle.
+    const idleSweep = setInterval(() => app.server.closeIdleConnections(), 50)
+    const deadline = setTimeout(() => {
+      app.log.warn('drain timeout: closing remaining connections')
+      app.server.closeAllConnections()
+    }, DRAIN_TIMEOUT_MS)
+    idleSweep.unref()
+    deadline.unref()
     app.close().then(
       () => process.exit(0),
       (error: unknown) => {

@@ -12,7 +12,7 @@ const FIFTEEN_MINUTES = 15 * 60 * 1000
 const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { store, passwords, loginThrottle, tokens, config } = fastify
   // Sign-ups per IP, counted after validation so a malformed request costs nothing.
-  const signupLimit = fastify.rateLimit({ max: config.authRateLimitMax, timeWindow: FIFTEEN_MINUTES })
+  const signupLimit = fastify.strictRateLimit({ max: config.authRateLimitMax, timeWindow: FIFTEEN_MINUTES })
 
   fastify.post(
     '/signup',
@@ -49,24 +49,34 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     return { accessToken: access.token, accessTokenExpiresAt: access.expiresAt }
   })
 
-  fastify.post('/logout', { schema: LogoutSchema }, async (request, reply) => {
-    const scope = request.body?.scope ?? 'current'
-    const session = tokens.identifySession(request)
-    const at = Date.now()
-    if (scope === 'current') {
-      if (session) revokeSession(store, session.userId, session.sessionId, at)
-      tokens.clearCookies(reply)
+  fastify.post(
+    '/logout',
+    {
+      schema: LogoutSchema,
+      // No body at all is the common case: it means the defaults.
+      preValidation: async (request) => {
+        request.body ??= {}
+      },
+    },
+    async (request, reply) => {
+      const scope = request.body.scope ?? 'current'
+      const session = tokens.identifySession(request)
+      const at = Date.now()
+      if (scope === 'current') {
+        if (session) revokeSession(store, session.userId, session.sessionId, at)
+        tokens.clearCookies(reply)
+        return reply.code(204).send(null)
+      }
+      if (!session) {
+        throw new AppError(401, 'AUTH_REQUIRED', 'A valid access token or refresh cookie is required', undefined, {
+          'WWW-Authenticate': 'Bearer realm="latchkey"',
+        })
+      }
+      revokeUserSessions(store, session.userId, scope === 'others' ? session.sessionId : null, at)
+      if (scope === 'all') tokens.clearCookies(reply)
       return reply.code(204).send(null)
-    }
-    if (!session) {
-      throw new AppError(401, 'AUTH_REQUIRED', 'A valid access token or refresh cookie is required', undefined, {
-        'WWW-Authenticate': 'Bearer realm="latchkey"',
-      })
-    }
-    revokeUserSessions(store, session.userId, scope === 'others' ? session.sessionId : null, at)
-    if (scope === 'all') tokens.clearCookies(reply)
-    return reply.code(204).send(null)
-  })
+    },
+  )
 }
 
 export default authRoutes

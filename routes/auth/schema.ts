@@ -58,11 +58,13 @@ export const LogoutSchema = {
   description:
     '`current` (default) always answers 204 and clears the auth cookies. `others` keeps this session and revokes the rest; `all` revokes every session and clears the cookies. `others` and `all` need a valid access token or refresh cookie.',
   security: [{ bearerAuth: [] }, { cookieAuth: [] }, { refreshCookie: [] }, {}] as Array<Record<string, string[]>>,
-  body: Type.Optional(
-    Type.Object(
-      { scope: Type.Optional(Type.Union([Type.Literal('current'), Type.Literal('others'), Type.Literal('all')])) },
-      { additionalProperties: false },
-    ),
+  body: Type.Object(
+    {
+      scope: Type.Optional(
+        Type.Union([Type.Literal('current'), Type.Literal('others'), Type.Literal('all')], { default: 'current' }),
+      ),
+    },
+    { additionalProperties: false, description: 'Optional: an absent body means scope current' },
   ),
   response: { 204: Type.Null({ description: 'Logged out' }), ...errorResponses(400, 401, 403, 415) },
 }

@@ -10,6 +10,8 @@ export interface Keys {
   refreshTokenHash: Buffer
   refreshTokenSuccessor: Buffer
   dataEncryption: Buffer
+  /** Signs pagination cursors, so only cursors the server issued are read. */
+  pageCursor: Buffer
   /** Short public fingerprint of the data key, stored beside each ciphertext. */
   dataEncryptionKeyId: string
 }
@@ -25,6 +27,7 @@ export function deriveKeys(secrets: { jwtSecret: string; dataEncryptionKey: stri
     refreshTokenHash: derive(secrets.jwtSecret, 'refresh token hash v1'),
     refreshTokenSuccessor: derive(secrets.jwtSecret, 'refresh token successor v1'),
     dataEncryption,
+    pageCursor: derive(secrets.dataEncryptionKey, 'page cursor v1'),
     dataEncryptionKeyId: createHash('sha256')
       .update('latchkey key id')
       .update(dataEncryption)

@@ -20,7 +20,7 @@ const FIFTEEN_MINUTES = 15 * 60 * 1000
 
 const passwordConfirmationRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { store, passwords, loginThrottle, tokens, config } = fastify
-  const confirmationLimit = fastify.rateLimit({ max: config.authRateLimitMax, timeWindow: FIFTEEN_MINUTES })
+  const confirmationLimit = fastify.strictRateLimit({ max: config.authRateLimitMax, timeWindow: FIFTEEN_MINUTES })
 
   fastify.post(
     '/',

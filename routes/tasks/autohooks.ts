@@ -1,0 +1,2 @@
+// Every route in this folder needs an access token.
+export { protectRoutes as default } from '../../plugins/auth.js'

@@ -1,0 +1,149 @@
+// Secret messages: title and message are sealed together (AES-256-GCM, see
+// crypto.ts), so the database holds neither in clear. The associated data binds
+// each ciphertext to its user and row id. Every query names the owner in its
+// WHERE clause, so another user's secret is indistinguishable from a missing one.
+import { randomUUID } from 'node:crypto'
+import type { Keys } from '../auth/keys.js'
+import type { Store } from '../db/connection.js'
+import type { SecretRow } from '../db/schema.js'
+import { toIso } from '../time.js'
+import { open, seal } from './crypto.js'
+import { type CursorPosition, cursorScope, decodeCursor, type Page, type PageRequest, toPage } from './cursor.js'
+
+export interface Secret {
+  id: string
+  title: string | null
+  message: string
+  createdAt: string
+  updatedAt: string
+}
+
+export interface NewSecret {
+  message: string
+  title?: string | null | undefined
+}
+
+export type SecretChanges = Partial<NewSecret>
+
+interface SecretContent {
+  title: string | null
+  message: string
+}
+
+const associatedData = (userId: string, id: string): string => JSON.stringify(['latchkey secret v1', userId, id])
+
+function sealContent(keys: Keys, userId: string, id: string, content: SecretContent) {
+  const sealed = seal(keys, associatedData(userId, id), JSON.stringify(content))
+  return { key_id: sealed.keyId, nonce: sealed.nonce, ciphertext: sealed.ciphertext }
+}
+
+function openContent(keys: Keys, row: SecretRow): SecretContent {
+  const plaintext = open(keys, associatedData(row.user_id, row.id), {
+    keyId: row.key_id,
+    nonce: Buffer.from(row.nonce),
+    ciphertext: Buffer.from(row.ciphertext),
+  })
+  const content: unknown = JSON.parse(plaintext)
+  // Authenticated, so written by us; checked anyway so that a bug can never leak a wrong shape.
+  if (
+    typeof content !== 'object' ||
+    content === null ||
+    !('message' in content) ||
+    typeof content.message !== 'string' ||
+    !('title' in content) ||
+    (content.title !== null && typeof content.title !== 'string')
+  ) {
+    throw new Error('secret plaintext has an unexpected shape')
+  }
+  return { title: content.title, message: content.message }
+}
+
+const toSecret = (row: SecretRow, content: SecretContent): Secret => ({
+  id: row.id,
+  title: content.title,
+  message: content.message,
+  createdAt: toIso(row.created_at),
+  updatedAt: toIso(row.updated_at),
+})
+
+export function createSecret(store: Store, keys: Keys, userId: string, input: NewSecret, at: number): Secret {
+  const id = randomUUID()
+  const content: SecretContent = { title: input.title ?? null, message: input.message }
+  const row: SecretRow = {
+    id,
+    user_id: userId,
+    ...sealContent(keys, userId, id, content),
+    created_at: at,
+    updated_at: at,
+  }
+  store.run(store.db.insertInto('secrets').values(row))
+  return toSecret(row, content)
+}
+
+function findSecretRow(store: Store, userId: string, id: string): SecretRow | undefined {
+  return store.get(store.db.selectFrom('secrets').selectAll().where('id', '=', id).where('user_id', '=', userId))
+}
+
+export function findSecret(store: Store, keys: Keys, userId: string, id: string): Secret | undefined {
+  const row = findSecretRow(store, userId, id)
+  return row && toSecret(row, openContent(keys, row))
+}
+
+/** One page of the user's secrets (exported for the query-plan test). */
+export function secretsPageQuery(store: Store, userId: string, limit: number, after?: CursorPosition) {
+  let query = store.db
+    .selectFrom('secrets')
+    .selectAll()
+    .where('user_id', '=', userId)
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(limit + 1)
+  if (after) {
+    query = query.where(({ eb, refTuple, tuple }) =>
+      eb(refTuple('created_at', 'id'), '<', tuple(after.createdAt, after.id)),
+    )
+  }
+  return query
+}
+
+export function pageSecrets(store: Store, keys: Keys, userId: string, page: PageRequest): Page<Secret> {
+  const scope = cursorScope('secrets', userId)
+  const after = page.cursor === undefined ? undefined : decodeCursor(keys, scope, page.cursor)
+  const rows = store.all(secretsPageQuery(store, userId, page.limit, after))
+  return toPage(keys, scope, rows, page.limit, (row) => toSecret(row, openContent(keys, row)))
+}
+
+/** Applies a PATCH: opens the current content, merges, and seals it again under a fresh nonce. */
+export function updateSecret(
+  store: Store,
+  keys: Keys,
+  userId: string,
+  id: string,
+  changes: SecretChanges,
+  at: number,
+): Secret | undefined {
+  return store.transaction(() => {
+    const current = findSecretRow(store, userId, id)
+    if (!current) return undefined
+    const before = openContent(keys, current)
+    // An empty PATCH changes nothing, not even updatedAt.
+    if (changes.title === undefined && changes.message === undefined) return toSecret(current, before)
+    const content: SecretContent = {
+      title: changes.title === undefined ? before.title : changes.title,
+      message: changes.message ?? before.message,
+    }
+    const row = store.get(
+      store.db
+        .updateTable('secrets')
+        .set({ ...sealContent(keys, userId, id, content), updated_at: at })
+        .where('id', '=', id)
+        .where('user_id', '=', userId)
+        .returningAll(),
+    )
+    return row && toSecret(row, content)
+  })
+}
+
+export function deleteSecret(store: Store, userId: string, id: string): boolean {
+  return store.run(store.db.deleteFrom('secrets').where('id', '=', id).where('user_id', '=', userId)) > 0
+}

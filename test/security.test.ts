@@ -1,0 +1,391 @@
+// Cross-site requests, CORS, security headers, error shapes, rate limits and
+// log hygiene: contract sections 1 and 4.
+import { Writable } from 'node:stream'
+import Fastify from 'fastify'
+import fp from 'fastify-plugin'
+import t from 'tap'
+import latchkey, { serverOptions } from '../src/app.js'
+import { loadConfig } from '../src/config.js'
+import {
+  buildTestApp,
+  confirmPassword,
+  cookieHeader,
+  PASSWORD,
+  signup,
+  TEST_ENV,
+  tempDir,
+  uniqueEmail,
+} from './helper.js'
+
+t.test('CSRF: cookie-authenticated writes from another origin are refused', async (t) => {
+  const { app } = await buildTestApp(t, { CORS_ALLOWED_ORIGIN: 'https://app.example.com' })
+  const account = await signup(app)
+  const cookie = cookieHeader(account.cookies)
+  const write = (headers: Record<string, string>) =>
+    app.inject({ method: 'POST', url: '/auth/logout', payload: { scope: 'others' }, headers })
+  const cases: Array<[string, Record<string, string>, number]> = [
+    ['cross-site Origin', { cookie, origin: 'https://evil.example' }, 403],
+    ['Origin null', { cookie, origin: 'null' }, 403],
+    ['same host, other scheme', { cookie, origin: 'https://localhost:80' }, 403],
+    ['Sec-Fetch-Site cross-site without Origin', { cookie, 'sec-fetch-site': 'cross-site' }, 403],
+    ['own origin', { cookie, origin: 'http://localhost:80', host: 'localhost:80' }, 204],
+    ['listed origin', { cookie, origin: 'https://app.example.com' }, 204],
+    ['same-site fetch without Origin', { cookie, 'sec-fetch-site': 'same-origin' }, 204],
+    ['no Origin and no Sec-Fetch-Site (non-browser client)', { cookie }, 204],
+    ['bearer from anywhere', { ...account.bearer, origin: 'https://evil.example' }, 204],
+  ]
+  for (const [name, headers, status] of cases) {
+    const response = await write(headers)
+    t.equal(response.statusCode, status, name)
+    if (status === 403) t.equal(response.json().code, 'CSRF_REJECTED', name)
+  }
+})
+
+t.test('CSRF: a cross-site write changes nothing', async (t) => {
+  const { app } = await buildTestApp(t)
+  const account = await signup(app)
+  const token = await confirmPassword(app, account)
+  const response = await app.inject({
+    method: 'DELETE',
+    url: '/users/me',
+    headers: {
+      cookie: cookieHeader({ ...account.cookies, password_confirmation_token: undefined }),
+      'x-password-confirmation': token,
+      origin: 'https://evil.example',
+    },
+  })
+  t.equal(response.statusCode, 403)
+  t.equal(response.json().code, 'CSRF_REJECTED')
+  t.equal((await app.inject({ url: '/users/me', headers: account.bearer })).statusCode, 200, 'account still there')
+})
+
+t.test('CSRF: login, sign-up and refresh are always checked', async (t) => {
+  const { app } = await buildTestApp(t)
+  const account = await signup(app)
+  const evil = { origin: 'https://evil.example' }
+  const login = await app.inject({
+    method: 'POST',
+    url: '/auth/login',
+    headers: evil,
+    payload: { email: account.email, password: PASSWORD },
+  })
+  t.equal(login.json().code, 'CSRF_REJECTED', 'login CSRF')
+  const signupResponse = await app.inject({
+    method: 'POST',
+    url: '/auth/signup',
+    headers: evil,
+    payload: { email: uniqueEmail(), password: PASSWORD },
+  })
+  t.equal(signupResponse.json().code, 'CSRF_REJECTED')
+  const refresh = await app.inject({
+    method: 'POST',
+    url: '/auth/refresh',
+    headers: { ...evil, cookie: cookieHeader({ refresh_token: account.cookies.refresh_token }) },
+  })
+  t.equal(refresh.json().code, 'CSRF_REJECTED')
+  const users = app.store.all(app.store.db.selectFrom('users').select('id'))
+  t.equal(users.length, 1, 'no account created cross-site')
+})
+
+t.test('CORS: listed origins get credentials, others no CORS headers', async (t) => {
+  const { app } = await buildTestApp(t, { CORS_ALLOWED_ORIGIN: 'https://app.example.com,http://localhost:5173' })
+  const account = await signup(app)
+  const listed = await app.inject({ url: '/users/me', headers: { ...account.bearer, origin: 'http://localhost:5173' } })
+  t.equal(listed.headers['access-control-allow-origin'], 'http://localhost:5173')
+  t.equal(listed.headers['access-control-allow-credentials'], 'true')
+  const other = await app.inject({ url: '/users/me', headers: { ...account.bearer, origin: 'https://evil.example' } })
+  t.equal(other.headers['access-control-allow-origin'], undefined)
+  t.equal(other.headers['access-control-allow-credentials'], undefined)
+  const preflight = await app.inject({
+    method: 'OPTIONS',
+    url: '/tasks',
+    headers: {
+      origin: 'https://app.example.com',
+      'access-control-request-method': 'POST',
+      'access-control-request-headers': 'content-type',
+    },
+  })
+  t.equal(preflight.headers['access-control-allow-origin'], 'https://app.example.com')
+  t.match(preflight.headers['access-control-allow-methods'], /POST/)
+  const evilPreflight = await app.inject({
+    method: 'OPTIONS',
+    url: '/tasks',
+    headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' },
+  })
+  t.equal(evilPreflight.headers['access-control-allow-origin'], undefined)
+})
+
+t.test('security headers on every response, errors included', async (t) => {
+  const { app } = await buildTestApp(t)
+  const responses = [
+    await app.inject('/health'),
+    await app.inject('/no/such/route'),
+    await app.inject({ url: '/users/me' }),
+    await app.inject({ method: 'POST', url: '/auth/login', payload: 'x', headers: { 'content-type': 'text/plain' } }),
+  ]
+  for (const response of responses) {
+    const name = `${response.statusCode} ${response.raw.req.url}`
+    t.equal(response.headers['x-content-type-options'], 'nosniff', name)
+    t.match(response.headers['strict-transport-security'], /max-age=/, name)
+    t.ok(response.headers['content-security-policy'], `${name}: CSP`)
+    t.ok(response.headers['referrer-policy'], `${name}: Referrer-Policy`)
+    t.equal(response.headers['x-powered-by'], undefined, name)
+  }
+})
+
+t.test('error shapes: 404, 415, 413, bad JSON, empty body', async (t) => {
+  const { app } = await buildTestApp(t, { BODY_LIMIT: '1024' })
+  const notFound = await app.inject('/nope')
+  t.same(notFound.json(), { statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: 'Not found' })
+  const wrongMethod = await app.inject({ method: 'DELETE', url: '/health' })
+  t.equal(wrongMethod.json().code, 'NOT_FOUND')
+
+  const textBody = await app.inject({
+    method: 'POST',
+    url: '/auth/login',
+    payload: 'email=a',
+    headers: { 'content-type': 'text/plain' },
+  })
+  t.equal(textBody.statusCode, 415)
+  t.equal(textBody.json().code, 'UNSUPPORTED_MEDIA_TYPE')
+  const formBody = await app.inject({
+    method: 'POST',
+    url: '/auth/signup',
+    payload: 'email=a%40b.c&password=x',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  })
+  t.equal(formBody.statusCode, 415, 'forms are not accepted (no CSRF via form posts)')
+
+  const large = await app.inject({
+    method: 'POST',
+    url: '/auth/signup',
+    payload: { email: uniqueEmail(), password: 'x'.repeat(2000) },
+  })
+  t.equal(large.statusCode, 413)
+  t.equal(large.json().code, 'PAYLOAD_TOO_LARGE')
+
+  const secret = 'hunter2-super-secret'
+  const badJson = await app.inject({
+    method: 'POST',
+    url: '/auth/login',
+    payload: `{"email":"a@b.c","password":"${secret}"`,
+    headers: { 'content-type': 'application/json' },
+  })
+  t.equal(badJson.statusCode, 400)
+  t.equal(badJson.json().code, 'VALIDATION_FAILED')
+  t.ok(Array.isArray(badJson.json().details))
+  t.notMatch(badJson.body, secret, 'the body is not echoed')
+
+  const charset = await app.inject({
+    method: 'POST',
+    url: '/auth/signup',
+    payload: JSON.stringify({ email: uniqueEmail(), password: PASSWORD }),
+    headers: { 'content-type': 'application/json; charset=utf-8' },
+  })
+  t.equal(charset.statusCode, 201, 'a charset parameter is fine')
+
+  const emptyJson = await app.inject({
+    method: 'POST',
+    url: '/auth/login',
+    payload: '',
+    headers: { 'content-type': 'application/json' },
+  })
+  t.equal(emptyJson.statusCode, 400)
+  t.equal(emptyJson.json().code, 'VALIDATION_FAILED', 'an empty body where one is needed')
+})
+
+t.test('rate limit per client IP on every route', async (t) => {
+  const { app } = await buildTestApp(t, { RATE_LIMIT_MAX: '5' })
+  for (let i = 0; i < 5; i++) t.equal((await app.inject('/health')).statusCode, 200)
+  const limited = await app.inject('/health')
+  t.equal(limited.statusCode, 429)
+  t.equal(limited.json().code, 'RATE_LIMITED')
+  t.ok(Number(limited.headers['retry-after']) > 0, 'Retry-After')
+  t.equal(limited.headers['x-content-type-options'], 'nosniff')
+  const unknownRoute = await app.inject('/nowhere')
+  t.equal(unknownRoute.statusCode, 429, 'unknown routes count too')
+  const otherIp = await app.inject({ url: '/health', remoteAddress: '10.1.2.3' })
+  t.equal(otherIp.statusCode, 200, 'per IP')
+  const spoofed = await app.inject({ url: '/health', headers: { 'x-forwarded-for': '10.9.9.9' } })
+  t.equal(spoofed.statusCode, 429, 'X-Forwarded-For is ignored without TRUST_PROXY')
+})
+
+t.test('TRUST_PROXY: X-Forwarded-For gives the client IP for limits and sessions', async (t) => {
+  const { app } = await buildTestApp(t, { RATE_LIMIT_MAX: '3', TRUST_PROXY: '127.0.0.1' })
+  const account = await signup(app, { headers: { 'x-forwarded-for': '203.0.113.7' } })
+  const sessions = await app.inject({
+    url: '/auth/sessions',
+    headers: { ...account.bearer, 'x-forwarded-for': '203.0.113.7' },
+  })
+  t.equal(sessions.json().items[0].ip, '203.0.113.7')
+  for (let i = 0; i < 3; i++) await app.inject({ url: '/health', headers: { 'x-forwarded-for': '198.51.100.1' } })
+  t.equal((await app.inject({ url: '/health', headers: { 'x-forwarded-for': '198.51.100.1' } })).statusCode, 429)
+  t.equal((await app.inject({ url: '/health', headers: { 'x-forwarded-for': '198.51.100.2' } })).statusCode, 200)
+})
+
+t.test('failed logins per email, across IPs: then even the right password waits', async (t) => {
+  const { app } = await buildTestApp(t, { AUTH_RATE_LIMIT_MAX: '3' })
+  const account = await signup(app)
+  for (let i = 0; i < 3; i++) {
+    const response = await app.inject({
+      method: 'POST',
+      url: '/auth/login',
+      remoteAddress: `10.0.0.${i + 1}`,
+      payload: { email: account.email, password: 'wrong password' },
+    })
+    t.equal(response.statusCode, 401, `failure ${i + 1}`)
+  }
+  const blocked = await app.inject({
+    method: 'POST',
+    url: '/auth/login',
+    remoteAddress: '10.0.0.99',
+    payload: { email: account.email.toUpperCase(), password: PASSWORD },
+  })
+  t.equal(blocked.statusCode, 429, 'the right password from a new IP is refused')
+  t.equal(blocked.json().code, 'RATE_LIMITED')
+  const retryAfter = Number(blocked.headers['retry-after'])
+  t.ok(retryAfter > 0 && retryAfter <= 15 * 60, `Retry-After ${retryAfter}`)
+  const otherAccount = await signup(app)
+  const unaffected = await app.inject({
+    method: 'POST',
+    url: '/auth/login',
+    payload: { email: otherAccount.email, password: PASSWORD },
+  })
+  t.equal(unaffected.statusCode, 200, 'other emails are not affected')
+})
+
+t.test('a flood of failed logins in parallel cannot pass the limit', async (t) => {
+  const { app } = await buildTestApp(t, { AUTH_RATE_LIMIT_MAX: '5' })
+  const account = await signup(app)
+  const responses = await Promise.all(
+    Array.from({ length: 20 }, (_, i) =>
+      app.inject({
+        method: 'POST',
+        url: '/auth/login',
+        remoteAddress: `10.0.1.${i}`,
+        payload: { email: account.email, password: `guess number ${i}` },
+      }),
+    ),
+  )
+  const counts: Record<number, number> = {}
+  for (const response of responses) counts[response.statusCode] = (counts[response.statusCode] ?? 0) + 1
+  t.same(counts, { 401: 5, 429: 15 }, 'exactly five guesses were checked')
+})
+
+t.test('wrong current passwords and confirmations count as failed logins', async (t) => {
+  const { app } = await buildTestApp(t, { AUTH_RATE_LIMIT_MAX: '2' })
+  const account = await signup(app)
+  await app.inject({
+    method: 'PUT',
+    url: '/users/me/password',
+    headers: account.bearer,
+    payload: { currentPassword: 'nope nope', newPassword: 'whatever passphrase' },
+  })
+  await app.inject({
+    method: 'POST',
+    url: '/auth/password-confirmation',
+    headers: account.bearer,
+    payload: { password: 'nope nope' },
+  })
+  const login = await app.inject({
+    method: 'POST',
+    url: '/auth/login',
+    payload: { email: account.email, password: PASSWORD },
+  })
+  t.equal(login.statusCode, 429)
+})
+
+t.test('sign-ups and password confirmations per IP', async (t) => {
+  const { app } = await buildTestApp(t, { AUTH_RATE_LIMIT_MAX: '2' })
+  const first = await signup(app)
+  await signup(app)
+  const third = await app.inject({
+    method: 'POST',
+    url: '/auth/signup',
+    payload: { email: uniqueEmail(), password: PASSWORD },
+  })
+  t.equal(third.statusCode, 429)
+  t.equal(third.json().code, 'RATE_LIMITED')
+  t.ok(Number(third.headers['retry-after']) > 0)
+  const elsewhere = await app.inject({
+    method: 'POST',
+    url: '/auth/signup',
+    remoteAddress: '10.3.3.3',
+    payload: { email: uniqueEmail(), password: PASSWORD },
+  })
+  t.equal(elsewhere.statusCode, 201, 'another IP may sign up')
+  await confirmPassword(app, first)
+  await confirmPassword(app, first)
+  const confirmation = await app.inject({
+    method: 'POST',
+    url: '/auth/password-confirmation',
+    headers: first.bearer,
+    payload: { password: PASSWORD },
+  })
+  t.equal(confirmation.statusCode, 429)
+})
+
+t.test('logs never contain a password, a token or a cookie, at any level', async (t) => {
+  const dir = tempDir(t)
+  const config = loadConfig({ env: { ...TEST_ENV, DATA_DIR: dir, LOG_LEVEL: 'trace' }, cwd: dir })
+  const lines: string[] = []
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(chunk.toString())
+      done()
+    },
+  })
+  const options = serverOptions(config)
+  const app = Fastify({ ...options, logger: { ...(options.logger as object), stream } })
+  await app.register(fp(latchkey), { config })
+  await app.ready()
+  t.teardown(() => app.close())
+
+  const password = 'Zebra-Unicorn-Password-42'
+  const account = await signup(app, { password })
+  const token = await confirmPassword(app, account)
+  const refresh = await app.inject({
+    method: 'POST',
+    url: '/auth/refresh',
+    headers: { cookie: cookieHeader(account.cookies) },
+  })
+  await app.inject({
+    method: 'POST',
+    url: '/auth/login',
+    payload: { email: account.email, password: 'Wrong-Password-Zebra' },
+  })
+  await app.inject({
+    method: 'POST',
+    url: '/auth/login',
+    payload: `{"email":"x@y.z","password":"Broken-Json-Zebra"`,
+    headers: { 'content-type': 'application/json' },
+  })
+  await app.inject({
+    url: `/users/me?access_token=${account.accessToken}`,
+    headers: { 'x-password-confirmation': token },
+  })
+  await app.inject({
+    method: 'PUT',
+    url: '/users/me/password',
+    headers: account.bearer,
+    payload: { currentPassword: password, newPassword: 'Another-Zebra-Phrase-7' },
+  })
+
+  const log = lines.join('')
+  t.ok(lines.length > 10, 'trace logging happened')
+  const secrets = [
+    password,
+    'Wrong-Password-Zebra',
+    'Broken-Json-Zebra',
+    'Another-Zebra-Phrase-7',
+    account.accessToken,
+    token,
+    refresh.json().accessToken,
+    ...Object.values(account.cookies),
+    decodeURIComponent(account.cookies.refresh_token ?? '').split('.')[0] ?? 'x',
+    config.jwtSecret,
+    config.cookieSecret,
+  ]
+  for (const secret of secrets) t.notOk(log.includes(secret), `log does not contain ${secret.slice(0, 12)}…`)
+  t.notMatch(log, /\$argon2/, 'no hashes')
+})
