@@ -1,10 +1,45 @@
-// The built-in account page at `/` (static files from `public/`); off with
-// PUBLIC_ACCOUNT_PAGE=false. Placeholder until the page lands.
+// The built-in account page at `/`: one HTML file, one script module and one
+// stylesheet from `public/`, served as they are (no build step); off with
+// PUBLIC_ACCOUNT_PAGE=false, when `/` falls through to the 404 handler.
+import { existsSync } from 'node:fs'
+import path from 'node:path'
+import fastifyStatic from '@fastify/static'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 
+/** The only URLs served; anything else in `public/` stays private. */
+const PAGE_PATHS = new Set(['/', '/index.html', '/account.js', '/account.css'])
+
+/** `public/` sits beside `plugins/` in the repository, two levels up from `dist/plugins/`. */
+function findPublicDir(): string | undefined {
+  for (const up of ['..', '../..']) {
+    const dir = path.resolve(import.meta.dirname, up, 'public')
+    if (existsSync(path.join(dir, 'index.html'))) return dir
+  }
+  return undefined
+}
+
 async function accountPage(fastify: FastifyInstance): Promise<void> {
   if (!fastify.config.publicAccountPage) return
+  const root = findPublicDir()
+  if (!root) {
+    fastify.log.warn('account page: public/index.html not found; GET / is not served')
+    return
+  }
+  await fastify.register(fastifyStatic, {
+    root,
+    // One route per file present at start-up, no catch-all, no directory listing.
+    wildcard: false,
+    allowedPath: (pathname) => PAGE_PATHS.has(pathname),
+    decorateReply: false,
+    dotfiles: 'deny',
+    cacheControl: false,
+    // The HTML is revalidated on every visit, so a new release is picked up at
+    // once; the unversioned assets may be reused briefly, then revalidated (ETag).
+    setHeaders: (reply, file) => {
+      reply.header('cache-control', file.endsWith('.html') ? 'no-cache' : 'public, max-age=300, must-revalidate')
+    },
+  })
 }
 
 export default fp(accountPage, { name: 'account-page' })
