@@ -9,7 +9,13 @@ const Status = Type.Object({ status: Type.String() }, { title: 'Status' })
 const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get(
     '/health',
-    { schema: { tags: ['health'], summary: 'Liveness: the process is up', response: { 200: Status } } },
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Liveness: the process is up',
+        response: { 200: Status, ...errorResponses() },
+      },
+    },
     async () => ({ status: 'ok' }),
   )
   fastify.get(
@@ -18,7 +24,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       schema: {
         tags: ['health'],
         summary: 'Readiness: the database answers',
-        response: { 200: Status, 503: { ...errorResponses(503)[503], description: 'The database does not answer' } },
+        response: { 200: Status, ...errorResponses(503) },
       },
     },
     async () => {

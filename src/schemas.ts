@@ -26,6 +26,7 @@ const STATUS_TEXT: Record<number, string> = {
   413: 'Body too large (PAYLOAD_TOO_LARGE)',
   415: 'Body is not JSON (UNSUPPORTED_MEDIA_TYPE)',
   429: 'Rate limited (RATE_LIMITED); see Retry-After',
+  503: 'The database does not answer (SERVICE_UNAVAILABLE)',
   500: 'Unexpected error (INTERNAL_ERROR); details are only in the server log',
 }
 
