@@ -47,9 +47,10 @@ export function createPasswordHasher(options: PasswordHasherOptions): PasswordHa
     parallelism: options.parallelism,
   }
   const limit = pLimit(options.concurrency)
-  let dummyHash: Promise<string> | undefined
-
   const hash = (password: string) => limit(() => argon2.hash(password, params))
+  // Made at start-up, in the background: made on first use, it would make the
+  // first unknown-email login slower than a wrong password, a timing tell.
+  const dummyHash = hash('latchkey dummy password for unknown accounts')
   const verifyWith = (stored: string, password: string) =>
     limit(async () => {
       try {
@@ -63,7 +64,6 @@ export function createPasswordHasher(options: PasswordHasherOptions): PasswordHa
     hash,
     async verify(stored, password) {
       if (stored !== null) return verifyWith(stored, password)
-      dummyHash ??= hash('latchkey dummy password for unknown accounts')
       await verifyWith(await dummyHash, password)
       return false
     },
