@@ -87,6 +87,30 @@ export function sendError(reply: FastifyReply, error: AppError): FastifyReply {
     })
 }
 
+/**
+ * Errors the router raises before any hook runs (a malformed URL, an oversized
+ * path parameter): the same error shape, and the security headers set by hand
+ * since Helmet's hook never ran.
+ */
+export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const appError =
+    error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? new AppError(404, 'NOT_FOUND', 'Not found')
+      : new AppError(400, 'VALIDATION_FAILED', 'The request is not valid', [
+          { field: 'url', message: 'is not a valid URL' },
+        ])
+  request.log.info({ code: appError.code, statusCode: appError.statusCode }, 'request refused')
+  reply.headers({
+    'cache-control': 'no-store',
+    'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+    'referrer-policy': 'no-referrer',
+    'strict-transport-security': 'max-age=31536000; includeSubDomains',
+    'x-content-type-options': 'nosniff',
+    'x-frame-options': 'SAMEORIGIN',
+  })
+  sendError(reply, appError)
+}
+
 async function errors(fastify: FastifyInstance): Promise<void> {
   // JSON is the only body type. An empty body parses to "no body", so routes
   // without a body accept clients that still send Content-Type: application/json.

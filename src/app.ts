@@ -13,7 +13,7 @@ import authPlugin from '../plugins/auth.js'
 import cookiesPlugin from '../plugins/cookies.js'
 import corsPlugin from '../plugins/cors.js'
 import csrfPlugin from '../plugins/csrf.js'
-import errorsPlugin from '../plugins/errors.js'
+import errorsPlugin, { frameworkErrorHandler } from '../plugins/errors.js'
 import jwtPlugin from '../plugins/jwt.js'
 import openapiPlugin from '../plugins/openapi.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
@@ -76,6 +76,7 @@ export function serverOptions(config: Config): FastifyServerOptions {
     trustProxy: config.trustProxy as FastifyServerOptions['trustProxy'],
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    frameworkErrors: frameworkErrorHandler,
     logger:
       config.logLevel === 'silent'
         ? false

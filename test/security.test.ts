@@ -184,6 +184,14 @@ t.test('error shapes: 404, 415, 413, bad JSON, empty body', async (t) => {
   })
   t.equal(charset.statusCode, 201, 'a charset parameter is fine')
 
+  const longId = await app.inject({ url: `/tasks/${'x'.repeat(300)}` })
+  t.equal(longId.statusCode, 404, 'an id longer than any id is simply not found')
+  t.same(Object.keys(longId.json()).sort(), ['code', 'error', 'message', 'statusCode'])
+  t.equal(longId.headers['x-content-type-options'], 'nosniff')
+  const badUrl = await app.inject({ url: '/tasks/%E0%A4%A' })
+  t.equal(badUrl.statusCode, 400)
+  t.equal(badUrl.json().code, 'VALIDATION_FAILED')
+
   const emptyJson = await app.inject({
     method: 'POST',
     url: '/auth/login',
