@@ -216,9 +216,9 @@ export interface LoadConfigOptions {
 /**
  * Where the single binary unpacks its native addons and static files:
  * `LATCHKEY_NATIVE_CACHE_DIR`, else `$XDG_CACHE_HOME/latchkey`, else
- * `$HOME/.cache/latchkey`, else `<DATA_DIR>/cache`. Apart from `Config` because
- * the binary needs it before `loadConfig` runs: its modules load the addons as
- * they load (scripts/binary/main.ts).
+ * `$HOME/.cache/latchkey` (if `$HOME` exists), else `<DATA_DIR>/cache`.
+ * Apart from `Config` because the binary needs it before `loadConfig` runs:
+ * its modules load the addons as they load (scripts/binary/main.ts).
  */
 export function nativeCacheDir(options: LoadConfigOptions = {}): string {
   const cwd = options.cwd ?? process.cwd()
@@ -228,8 +228,9 @@ export function nativeCacheDir(options: LoadConfigOptions = {}): string {
   // The XDG spec says to ignore relative paths.
   const xdgCacheHome = read.raw('XDG_CACHE_HOME')
   if (xdgCacheHome !== undefined && path.isAbsolute(xdgCacheHome)) return path.join(xdgCacheHome, 'latchkey')
+  // A system user's HOME may not exist (/nonexistent): then the data directory.
   const home = read.raw('HOME')
-  if (home !== undefined && path.isAbsolute(home)) return path.join(home, '.cache', 'latchkey')
+  if (home !== undefined && path.isAbsolute(home) && existsSync(home)) return path.join(home, '.cache', 'latchkey')
   return path.join(path.resolve(cwd, read.string('DATA_DIR', './data')), 'cache')
 }
 

@@ -1,0 +1,304 @@
+// `npm run build:binary`: the whole app as one executable, dist/latchkey, a Node
+// single executable application (SEA) for the OS, CPU and C library of this machine.
+//
+// 1. routes/ becomes a module of static imports (binary/route-manifest.ts), which
+//    replaces @fastify/autoload in the bundle (binary/static-autoload.ts).
+// 2. esbuild bundles binary/main.ts and everything it imports into one CommonJS
+//    file (the SEA format of Node 20). Files read at run time (native addons,
+//    public/, Swagger UI's assets, package.json) become SEA assets, unpacked at
+//    start into a private cache (binary/embedded.ts); each bundled module's
+//    `import.meta` / `__dirname` is rewritten to point into that cache.
+// 3. `node --experimental-sea-config` makes the blob (with V8's code cache) and
+//    postject injects it into a copy of this node executable.
+// Generated files go to dist/binary/, which is never committed (dist/ is ignored).
+import { execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
+import { createRequire } from 'node:module'
+import path from 'node:path'
+import { pathToFileURL } from 'node:url'
+import * as esbuild from 'esbuild'
+import { ROUTES_AUTOLOAD } from '../src/app.js'
+import type { EmbeddedFile, EmbeddedFiles } from './binary/embedded.js'
+import { writeRouteManifest } from './binary/route-manifest.js'
+
+const ROOT = path.resolve(import.meta.dirname, '..')
+const require = createRequire(import.meta.url)
+const { inject } = require('postject') as {
+  inject(file: string, name: string, data: Buffer, options: { sentinelFuse: string }): Promise<void>
+}
+const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'
+const EMBEDDED_TS = path.join(import.meta.dirname, 'binary', 'embedded.ts')
+
+const packageDir = (name: string) => path.dirname(require.resolve(`${name}/package.json`))
+
+/**
+ * The native addons, each loaded through the module its package imports for the
+ * purpose; the bundle replaces that import, for that package only, with a loader
+ * of the unpacked copy. The file is the one the package itself would load.
+ */
+function nativeAddons(): { dir: string; loader: string; file: string }[] {
+  const sqlite = packageDir('better-sqlite3')
+  const argon2 = packageDir('argon2')
+  const nodeGypBuild = createRequire(path.join(argon2, 'package.json'))('node-gyp-build') as {
+    resolve(dir: string): string
+  }
+  const addons = [
+    { dir: sqlite, loader: 'bindings', file: path.join(sqlite, 'build', 'Release', 'better_sqlite3.node') },
+    { dir: argon2, loader: 'node-gyp-build', file: nodeGypBuild.resolve(argon2) },
+  ]
+  for (const { file } of addons) {
+    if (!existsSync(file)) throw new Error(`${file} is missing: install the dependencies (npm ci) first`)
+  }
+  return addons
+}
+
+/** Folders that bundled code reads at run time from beside itself. */
+function embeddedFolders(): string[] {
+  return [
+    path.join(ROOT, 'public'), // the account page (plugins/account-page.ts)
+    path.join(packageDir('@fastify/swagger-ui'), 'static'), // Swagger UI at /docs
+  ]
+}
+
+const repositoryPath = (file: string): string => {
+  const relative = path.relative(ROOT, file)
+  if (relative.startsWith('..') || path.isAbsolute(relative)) throw new Error(`${file} is outside ${ROOT}`)
+  return relative.split(path.sep).join('/')
+}
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((entry) => entry.isFile() && !entry.name.startsWith('.'))
+    .map((entry) => path.join(entry.parentPath, entry.name))
+    .sort()
+}
+
+function embeddedFiles(version: string, addonFiles: string[]): { list: EmbeddedFiles; sources: Map<string, string> } {
+  const sources = new Map<string, string>()
+  const add = (file: string) => sources.set(repositoryPath(file), file)
+  add(path.join(ROOT, 'package.json')) // src/version.ts reads the version from it
+  for (const file of addonFiles) add(file)
+  for (const dir of embeddedFolders()) {
+    try {
+      if (!statSync(dir).isDirectory()) continue
+    } catch {
+      continue
+    }
+    for (const file of filesUnder(dir)) add(file)
+  }
+  const files: EmbeddedFile[] = [...sources].map(([key, file]) => ({
+    path: key,
+    sha256: createHash('sha256').update(readFileSync(file)).digest('hex'),
+    executable: file.endsWith('.node'),
+  }))
+  const id = createHash('sha256')
+    .update(files.map((file) => `${file.path} ${file.sha256}\n`).join(''))
+    .digest('hex')
+    .slice(0, 16)
+  return { list: { id: `${version}-${id}`, files }, sources }
+}
+
+/** In the bundle, @fastify/autoload (used by src/app.ts) registers the generated manifest. */
+function staticRoutesPlugin(manifestFile: string): esbuild.Plugin {
+  return {
+    name: 'latchkey-static-routes',
+    setup(build) {
+      build.onResolve({ filter: /^@fastify\/autoload$/ }, () => ({ path: 'routes', namespace: 'latchkey-routes' }))
+      build.onLoad({ filter: /.*/, namespace: 'latchkey-routes' }, () => ({
+        contents: [
+          `import { staticAutoload } from ${JSON.stringify(path.join(import.meta.dirname, 'binary', 'static-autoload.ts'))}`,
+          `import { routeFolders } from ${JSON.stringify(manifestFile)}`,
+          'export default staticAutoload(routeFolders)',
+        ].join('\n'),
+        resolveDir: ROOT,
+        loader: 'ts',
+      }))
+    },
+  }
+}
+
+/** Replaces the addon loaders (`bindings`, `node-gyp-build`) of known packages; fails on any other addon. */
+function nativeAddonsPlugin(addons: ReturnType<typeof nativeAddons>): esbuild.Plugin {
+  return {
+    name: 'latchkey-native-addons',
+    setup(build) {
+      build.onResolve({ filter: /^(bindings|node-gyp-build|node-gyp-build-optional-packages)$/ }, (args) => {
+        const addon = addons.find(
+          (entry) => args.importer.startsWith(entry.dir + path.sep) && entry.loader === args.path,
+        )
+        if (!addon) {
+          return {
+            errors: [{ text: `${args.importer} loads a native addon with ${args.path}: add it to nativeAddons()` }],
+          }
+        }
+        return { path: repositoryPath(addon.file), namespace: 'latchkey-addon' }
+      })
+      build.onResolve({ filter: /\.node$/ }, (args) => ({
+        errors: [{ text: `${args.importer} requires the native addon ${args.path}: add it to nativeAddons()` }],
+      }))
+      build.onLoad({ filter: /.*/, namespace: 'latchkey-addon' }, (args) => ({
+        // Both loaders are called as a function returning the addon's exports.
+        contents: `const { loadEmbeddedAddon } = require(${JSON.stringify(EMBEDDED_TS)})
+module.exports = () => loadEmbeddedAddon(${JSON.stringify(args.path)})`,
+        resolveDir: ROOT,
+        loader: 'js',
+      }))
+    },
+  }
+}
+
+const packageTypes = new Map<string, string | undefined>()
+function isCommonJs(file: string): boolean {
+  if (/\.c[jt]s$/.test(file)) return true
+  if (!file.endsWith('.js')) return false
+  for (let dir = path.dirname(file); ; dir = path.dirname(dir)) {
+    if (!packageTypes.has(dir)) {
+      let type: string | undefined
+      try {
+        type =
+          (JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { type?: string }).type ?? 'commonjs'
+      } catch {
+        type = undefined
+      }
+      packageTypes.set(dir, type)
+    }
+    const type = packageTypes.get(dir)
+    if (type !== undefined) return type !== 'module'
+    if (path.dirname(dir) === dir) return true
+  }
+}
+
+/**
+ * Gives each bundled module the location it has in the repository, under the
+ * directory where the binary unpacks its files: `import.meta` in ES modules,
+ * `__dirname` and `__filename` in CommonJS ones (as function parameters, so
+ * 'use strict' stays the first statement).
+ */
+function embeddedPathsPlugin(): esbuild.Plugin {
+  return {
+    name: 'latchkey-embedded-paths',
+    setup(build) {
+      build.onLoad({ filter: /\.[cm]?[jt]s$/, namespace: 'file' }, (args) => {
+        const source = readFileSync(args.path, 'utf8')
+        const loader = /\.[cm]?ts$/.test(args.path) ? 'ts' : 'js'
+        const commonJs = isCommonJs(args.path)
+        if (!(commonJs ? /\b__(dirname|filename)\b/ : /\bimport\.meta\b/).test(source)) return undefined
+        const file = JSON.stringify(repositoryPath(args.path))
+        if (commonJs) {
+          const dir = JSON.stringify(path.posix.dirname(repositoryPath(args.path)))
+          const embedded = `require(${JSON.stringify(EMBEDDED_TS)})`
+          return {
+            contents: `(function (__dirname, __filename) {\n${source.replace(/^#!.*/, '')}\n}).call(this, ${embedded}.embeddedPath(${dir}), ${embedded}.embeddedPath(${file}))`,
+            loader,
+          }
+        }
+        return {
+          contents: `${source.replace(/\bimport\.meta\b/g, `__latchkeyImportMeta(${file})`)}
+import { embeddedImportMeta as __latchkeyImportMeta } from ${JSON.stringify(EMBEDDED_TS)}\n`,
+          loader,
+        }
+      })
+    },
+  }
+}
+
+const megabytes = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`
+
+export interface BuildResult {
+  file: string
+  bytes: number
+  bundleBytes: number
+  embeddedBytes: number
+  seconds: number
+}
+
+/** Builds dist/latchkey (or `output`); `log` receives one line per step. */
+export async function buildBinary(
+  options: { output?: string; log?: (line: string) => void } = {},
+): Promise<BuildResult> {
+  const started = performance.now()
+  const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`))
+  const output = options.output ?? path.join(ROOT, 'dist', 'latchkey')
+  const workDir = path.join(ROOT, 'dist', 'binary')
+  mkdirSync(workDir, { recursive: true })
+  const { version } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }
+
+  const manifestFile = path.join(workDir, 'routes.generated.ts')
+  const routeFiles = writeRouteManifest(ROUTES_AUTOLOAD, manifestFile)
+  log(`routes: ${routeFiles.length} route and hook files -> ${path.relative(ROOT, manifestFile)}`)
+
+  const addons = nativeAddons()
+  const embedded = embeddedFiles(
+    version,
+    addons.map((addon) => addon.file),
+  )
+  const embeddedBytes = [...embedded.sources.values()].reduce((sum, file) => sum + statSync(file).size, 0)
+  log(`embedded: ${embedded.list.files.length} files, ${megabytes(embeddedBytes)} (${embedded.list.id})`)
+
+  const bundleFile = path.join(workDir, 'latchkey.cjs')
+  const result = await esbuild.build({
+    entryPoints: [path.join(import.meta.dirname, 'binary', 'main.ts')],
+    outfile: bundleFile,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: `node${process.versions.node}`,
+    // Fastify and fastify-plugin name plugins after their functions.
+    keepNames: true,
+    define: { EMBEDDED_FILES: JSON.stringify(embedded.list) },
+    plugins: [staticRoutesPlugin(manifestFile), nativeAddonsPlugin(addons), embeddedPathsPlugin()],
+    logLevel: 'warning',
+    metafile: true,
+  })
+  const bundleBytes = statSync(bundleFile).size
+  log(`bundle: ${Object.keys(result.metafile.inputs).length} modules, ${megabytes(bundleBytes)}`)
+
+  const seaConfigFile = path.join(workDir, 'sea-config.json')
+  const blobFile = path.join(workDir, 'sea-prep.blob')
+  const seaConfig = {
+    main: bundleFile,
+    output: blobFile,
+    disableExperimentalSEAWarning: true,
+    useCodeCache: true,
+    assets: Object.fromEntries(embedded.sources),
+  }
+  writeFileSync(seaConfigFile, `${JSON.stringify(seaConfig, null, 2)}\n`)
+  execFileSync(process.execPath, ['--experimental-sea-config', seaConfigFile], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  })
+  log(`blob: ${megabytes(statSync(blobFile).size)} (code cache of node ${process.version})`)
+
+  // Injected into a copy, renamed into place only when complete.
+  const temporary = `${output}.${process.pid}.tmp`
+  mkdirSync(path.dirname(output), { recursive: true })
+  copyFileSync(process.execPath, temporary)
+  try {
+    await inject(temporary, 'NODE_SEA_BLOB', readFileSync(blobFile), { sentinelFuse: SEA_FUSE })
+    renameSync(temporary, output)
+  } catch (error) {
+    rmSync(temporary, { force: true })
+    throw error
+  }
+  const bytes = statSync(output).size
+  const seconds = (performance.now() - started) / 1000
+  log(`binary: ${path.relative(process.cwd(), output)}, ${megabytes(bytes)}, built in ${seconds.toFixed(1)} s`)
+  return { file: output, bytes, bundleBytes, embeddedBytes, seconds }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  buildBinary().catch((error: unknown) => {
+    process.stderr.write(`build-binary: ${(error as Error).stack ?? String(error)}\n`)
+    process.exit(1)
+  })
+}
