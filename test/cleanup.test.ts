@@ -1,6 +1,7 @@
 // Cleanup of ended sessions and expired refresh tokens, by call and by schedule.
 import t from 'tap'
 import { cleanupSessions } from '../src/auth/cleanup.js'
+import { endedRowQueries } from '../src/auth/sessions.js'
 import { buildTestApp, cookieHeader, login, signup, sleep } from './helper.js'
 
 t.test('cleanup deletes expired and revoked sessions, keeps active ones', async (t) => {
@@ -42,4 +43,18 @@ t.test('the schedule (CLEANUP_CRON) runs the cleanup', async (t) => {
   await sleep(2200)
   const sessions = app.store.all(app.store.db.selectFrom('sessions').select('id'))
   t.equal(sessions.length, 0, 'the revoked session was cleaned up by the scheduler')
+})
+
+t.test('each cleanup batch is an index range scan, never a table scan', async (t) => {
+  const { app } = await buildTestApp(t)
+  const { store } = app
+  for (const [name, query] of Object.entries(endedRowQueries(store, Date.now(), 250))) {
+    const compiled = query.compile()
+    const plan = store
+      .all<{ detail: string }>({ ...compiled, sql: `explain query plan ${compiled.sql}` })
+      .map((row) => row.detail)
+      .join(' | ')
+    t.match(plan, /SEARCH .* USING (COVERING )?INDEX/, `${name}: ${plan}`)
+    t.notMatch(plan, /\bSCAN\b/, `${name}: no scan`)
+  }
 })

@@ -4,7 +4,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import type { Store } from '../db/connection.js'
 import { deleteEndedSessionsBatch } from './sessions.js'
 
-export async function cleanupSessions(store: Store, at: number, batchSize = 500): Promise<number> {
+export async function cleanupSessions(store: Store, at: number, batchSize = 250): Promise<number> {
   let deleted = 0
   for (;;) {
     const batch = deleteEndedSessionsBatch(store, at, batchSize)

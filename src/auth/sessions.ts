@@ -273,24 +273,33 @@ export function revokeUserSessions(store: Store, userId: string, keepSessionId: 
 }
 
 /**
- * Deletes ended sessions (expired or revoked; their refresh tokens go with them)
- * and expired refresh tokens of live sessions, `batchSize` rows per transaction.
- * Returns the rows deleted by this batch; call again until it returns 0.
+ * The queries that pick one batch of ended rows. Each is a range scan on its own
+ * index (an `OR`, or `IS NOT NULL`, would scan the whole table on every batch);
+ * exported for the query-plan test.
  */
-export function deleteEndedSessionsBatch(store: Store, at: number, batchSize: number): number {
-  return store.transaction(() => {
-    const ended = store.db
-      .selectFrom('sessions')
-      .select('id')
-      .where((eb) => eb.or([eb('expires_at', '<=', at), eb('revoked_at', 'is not', null)]))
-      .limit(batchSize)
-    const sessions = store.run(store.db.deleteFrom('sessions').where('id', 'in', ended))
-    if (sessions > 0) return sessions
-    const expiredTokens = store.db
+export function endedRowQueries(store: Store, at: number, batchSize: number) {
+  return {
+    expiredSessions: store.db.selectFrom('sessions').select('id').where('expires_at', '<=', at).limit(batchSize),
+    revokedSessions: store.db.selectFrom('sessions').select('id').where('revoked_at', '<=', at).limit(batchSize),
+    expiredTokens: store.db
       .selectFrom('refresh_tokens')
       .select('token_hash')
       .where('expires_at', '<=', at)
-      .limit(batchSize)
-    return store.run(store.db.deleteFrom('refresh_tokens').where('token_hash', 'in', expiredTokens))
-  })
+      .limit(batchSize),
+  }
+}
+
+/**
+ * Deletes one batch of ended sessions (expired, then revoked; their refresh
+ * tokens go with them), then of expired refresh tokens of live sessions, in one
+ * short transaction. Returns the rows deleted; call again until it returns 0.
+ */
+export function deleteEndedSessionsBatch(store: Store, at: number, batchSize: number): number {
+  const { expiredSessions, revokedSessions, expiredTokens } = endedRowQueries(store, at, batchSize)
+  return store.transaction(
+    () =>
+      store.run(store.db.deleteFrom('sessions').where('id', 'in', expiredSessions)) ||
+      store.run(store.db.deleteFrom('sessions').where('id', 'in', revokedSessions)) ||
+      store.run(store.db.deleteFrom('refresh_tokens').where('token_hash', 'in', expiredTokens)),
+  )
 }
