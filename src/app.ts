@@ -6,7 +6,13 @@ import autoload, { type AutoloadPluginOptions } from '@fastify/autoload'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Ajv, type Options as AjvOptions } from 'ajv'
 import addFormats from 'ajv-formats'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifyServerOptions,
+  LogController,
+} from 'fastify'
 import fp from 'fastify-plugin'
 import accountPagePlugin from '../plugins/account-page.js'
 import authPlugin from '../plugins/auth.js'
@@ -68,6 +74,16 @@ export default async function latchkey(fastify: FastifyInstance, options: AppOpt
   await fastify.register(autoload, ROUTES_AUTOLOAD)
 }
 
+/** One access-log line per request (method, path, status, time) where Fastify writes two. */
+class AccessLog extends LogController {
+  override incomingRequest(): void {}
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    const line = { req: request, res: reply, responseTime: reply.elapsedTime }
+    if (error) reply.log.error({ ...line, err: error }, 'request errored')
+    else reply.log.info(line, 'request completed')
+  }
+}
+
 /** Server options derived from the configuration; logs never hold secrets. */
 export function serverOptions(config: Config): FastifyServerOptions {
   return {
@@ -77,6 +93,7 @@ export function serverOptions(config: Config): FastifyServerOptions {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     frameworkErrors: frameworkErrorHandler,
+    logController: new AccessLog(),
     logger:
       config.logLevel === 'silent'
         ? false
