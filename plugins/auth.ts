@@ -128,13 +128,24 @@ function createTokens(fastify: FastifyInstance) {
     }
   }
 
+  // Signed cookie strings already verified, to their values: a client sends the
+  // same cookie on every request. Only valid signatures are remembered, keyed by
+  // the whole signed string, so a hit proves exactly what a fresh check would.
+  const verifiedCookies = new Map<string, string>()
+  const VERIFIED_COOKIES_LIMIT = 2000
+
   /** Reads a signed cookie; undefined when absent, null when present but not validly signed. */
   function readSignedCookie(request: FastifyRequest, name: keyof typeof cookies): string | null | undefined {
     const raw = request.cookies[name]
     if (raw === undefined) return undefined
     if (raw.length > MAX_TOKEN_LENGTH) return null
+    const known = verifiedCookies.get(raw)
+    if (known !== undefined) return known
     const unsigned = request.unsignCookie(raw)
-    return unsigned.valid && unsigned.value ? unsigned.value : null
+    if (!unsigned.valid || !unsigned.value) return null
+    if (verifiedCookies.size >= VERIFIED_COOKIES_LIMIT) verifiedCookies.clear()
+    verifiedCookies.set(raw, unsigned.value)
+    return unsigned.value
   }
 
   type Verified = { ok: true; claims: AccessClaims } | { ok: false; expired: boolean }
