@@ -68,7 +68,10 @@ t.test('every contract route is documented', async (t) => {
     t.ok(operation.summary, `${name}: summary`)
     t.ok(operation.tags?.length, `${name}: tags`)
     const statuses = Object.keys(operation.responses)
-    t.ok(statuses.some((status) => status.startsWith('2')), `${name}: a success response`)
+    t.ok(
+      statuses.some((status) => status.startsWith('2')),
+      `${name}: a success response`,
+    )
     t.ok(statuses.includes('429'), `${name}: documents 429`)
     const errorSchema = operation.responses['429']?.content?.['application/json']?.schema
     t.ok(errorSchema?.properties?.code, `${name}: error responses have the error shape`)
