@@ -130,6 +130,24 @@ t.test('security headers on every response, errors included', async (t) => {
     t.ok(response.headers['content-security-policy'], `${name}: CSP`)
     t.ok(response.headers['referrer-policy'], `${name}: Referrer-Policy`)
     t.equal(response.headers['x-powered-by'], undefined, name)
+    // Helmet's documented defaults, the same on every response.
+    t.match(
+      response.headers,
+      {
+        'cross-origin-opener-policy': 'same-origin',
+        'cross-origin-resource-policy': 'same-origin',
+        'origin-agent-cluster': '?1',
+        'referrer-policy': 'no-referrer',
+        'strict-transport-security': 'max-age=31536000; includeSubDomains',
+        'x-dns-prefetch-control': 'off',
+        'x-download-options': 'noopen',
+        'x-frame-options': 'SAMEORIGIN',
+        'x-permitted-cross-domain-policies': 'none',
+        'x-xss-protection': '0',
+        'content-security-policy': /^default-src 'self';.*frame-ancestors 'self';.*object-src 'none'/,
+      },
+      name,
+    )
   }
 })
 
