@@ -1,15 +1,30 @@
 // Schemas shared by several route folders. Each route's own schemas live in a
 // `schema.ts` beside its `index.ts`.
-import { type TSchema, Type } from '@sinclair/typebox'
+import { type SchemaOptions, type TLiteral, type TNull, type TSchema, type TUnion, Type } from '@sinclair/typebox'
 import { ERROR_CODES } from './errors.js'
+
+/**
+ * `schema` or null, written as OpenAPI 3.0's `nullable` rather than an `anyOf`
+ * with null: Ajv validates both alike, but the response serializer would run a
+ * validator on every value to choose an `anyOf` branch.
+ */
+export function Nullable<T extends TSchema>(schema: T, options: SchemaOptions = {}): TUnion<[T, TNull]> {
+  // Typed as the union it means, so route handlers infer `T | null`.
+  return { ...schema, ...options, nullable: true } as unknown as TUnion<[T, TNull]>
+}
+
+/** One of a few strings, as a plain `enum` (not an `anyOf` of constants; see Nullable). */
+export function StringEnum<T extends string>(values: readonly T[], options: SchemaOptions = {}): TUnion<TLiteral<T>[]> {
+  // Typed as the union of literals it means (see Nullable).
+  return { type: 'string', enum: [...values], ...options } as unknown as TUnion<TLiteral<T>[]>
+}
 
 export const ErrorSchema = Type.Object(
   {
     statusCode: Type.Integer(),
-    code: Type.Union(
-      Object.keys(ERROR_CODES).map((code) => Type.Literal(code)),
-      { description: 'Stable machine-readable code; see the list in the API description.' },
-    ),
+    code: StringEnum(Object.keys(ERROR_CODES), {
+      description: 'Stable machine-readable code; see the list in the API description.',
+    }),
     error: Type.String(),
     message: Type.String(),
     details: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
@@ -48,7 +63,7 @@ export const UserSchema = Type.Object(
   {
     id: Type.String(),
     email: Type.String(),
-    displayName: Type.Union([Type.String(), Type.Null()]),
+    displayName: Nullable(Type.String()),
     createdAt: IsoDateTime,
     updatedAt: IsoDateTime,
   },
@@ -76,7 +91,7 @@ export const PageQuery = {
 }
 
 export const pageOf = <T extends TSchema>(item: T, title: string) =>
-  Type.Object({ items: Type.Array(item), nextCursor: Type.Union([Type.String(), Type.Null()]) }, { title })
+  Type.Object({ items: Type.Array(item), nextCursor: Nullable(Type.String()) }, { title })
 
 /**
  * preValidation hook for bodies with an `email`: trims it so that

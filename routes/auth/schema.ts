@@ -1,5 +1,12 @@
 import { Type } from '@sinclair/typebox'
-import { DisplayNameSchema, EmailSchema, errorResponses, IsoDateTime, UserSchema } from '../../src/schemas.js'
+import {
+  DisplayNameSchema,
+  EmailSchema,
+  errorResponses,
+  IsoDateTime,
+  StringEnum,
+  UserSchema,
+} from '../../src/schemas.js'
 
 // Passwords are bounded here only against abuse; the 8..256 policy (and the
 // common-password list) answer PASSWORD_TOO_WEAK from the handler.
@@ -60,9 +67,7 @@ export const LogoutSchema = {
   security: [{ bearerAuth: [] }, { cookieAuth: [] }, { refreshCookie: [] }, {}] as Array<Record<string, string[]>>,
   body: Type.Object(
     {
-      scope: Type.Optional(
-        Type.Union([Type.Literal('current'), Type.Literal('others'), Type.Literal('all')], { default: 'current' }),
-      ),
+      scope: Type.Optional(StringEnum(['current', 'others', 'all'], { default: 'current' })),
     },
     { additionalProperties: false, description: 'Optional: an absent body means scope current' },
   ),

@@ -1,17 +1,15 @@
 // Schemas of the /lists routes.
 import { Type } from '@sinclair/typebox'
-import { IsoDateTime, PageQuery, pageOf } from '../../src/schemas.js'
+import { IsoDateTime, Nullable, PageQuery, pageOf } from '../../src/schemas.js'
 
 const Title = Type.String({ minLength: 1, maxLength: 200 })
-const Description = Type.Union([Type.String({ maxLength: 2000 }), Type.Null()], {
-  description: 'Up to 2000 characters; null clears it',
-})
+const Description = Nullable(Type.String({ maxLength: 2000 }), { description: 'Up to 2000 characters; null clears it' })
 
 export const ListSchema = Type.Object(
   {
     id: Type.String(),
     title: Type.String(),
-    description: Type.Union([Type.String(), Type.Null()]),
+    description: Nullable(Type.String()),
     createdAt: IsoDateTime,
     updatedAt: IsoDateTime,
   },

@@ -1,16 +1,14 @@
 // Schemas of the /secrets routes.
 import { Type } from '@sinclair/typebox'
-import { IsoDateTime, PageQuery, pageOf } from '../../src/schemas.js'
+import { IsoDateTime, Nullable, PageQuery, pageOf } from '../../src/schemas.js'
 
 const Message = Type.String({ minLength: 1, maxLength: 10000 })
-const Title = Type.Union([Type.String({ maxLength: 200 }), Type.Null()], {
-  description: 'Up to 200 characters; null clears it',
-})
+const Title = Nullable(Type.String({ maxLength: 200 }), { description: 'Up to 200 characters; null clears it' })
 
 export const SecretSchema = Type.Object(
   {
     id: Type.String(),
-    title: Type.Union([Type.String(), Type.Null()]),
+    title: Nullable(Type.String()),
     message: Type.String(),
     createdAt: IsoDateTime,
     updatedAt: IsoDateTime,

@@ -1,25 +1,23 @@
 // Schemas of the /tasks routes.
 import { Type } from '@sinclair/typebox'
-import { Id, IsoDateTime, PageQuery, pageOf } from '../../src/schemas.js'
+import { Id, IsoDateTime, Nullable, PageQuery, pageOf } from '../../src/schemas.js'
 
 const Title = Type.String({ minLength: 1, maxLength: 500 })
 const Completed = Type.Boolean()
-const ListId = Type.Union([Id, Type.Null()], {
-  description: 'One of your lists (else 400 INVALID_LIST); null for none',
-})
-const DueAt = Type.Union([Type.String({ format: 'date-time', maxLength: 64 }), Type.Null()], {
+const ListId = Nullable(Id, { description: 'One of your lists (else 400 INVALID_LIST); null for none' })
+const DueAt = Nullable(Type.String({ format: 'date-time', maxLength: 64 }), {
   description: 'ISO 8601 date-time with a time zone; null for none',
 })
-const Notes = Type.Union([Type.String({ maxLength: 10000 }), Type.Null()], { description: 'Up to 10000 characters' })
+const Notes = Nullable(Type.String({ maxLength: 10000 }), { description: 'Up to 10000 characters' })
 
 export const TaskSchema = Type.Object(
   {
     id: Type.String(),
     title: Type.String(),
     completed: Type.Boolean(),
-    listId: Type.Union([Type.String(), Type.Null()]),
-    dueAt: Type.Union([IsoDateTime, Type.Null()]),
-    notes: Type.Union([Type.String(), Type.Null()]),
+    listId: Nullable(Type.String()),
+    dueAt: Nullable(IsoDateTime),
+    notes: Nullable(Type.String()),
     createdAt: IsoDateTime,
     updatedAt: IsoDateTime,
   },

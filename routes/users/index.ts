@@ -17,6 +17,7 @@ import {
   DisplayNameSchema,
   EmailSchema,
   errorResponses,
+  Nullable,
   PASSWORD_CONFIRMATION_SECURITY,
   trimEmailInput,
   UserSchema,
@@ -43,7 +44,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         security: PASSWORD_CONFIRMATION_SECURITY,
         body: Type.Object(
           {
-            displayName: Type.Optional(Type.Union([DisplayNameSchema, Type.Null()])),
+            displayName: Type.Optional(Nullable(DisplayNameSchema)),
             email: Type.Optional(EmailSchema),
           },
           { additionalProperties: false },

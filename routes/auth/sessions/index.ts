@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { listActiveSessions, revokeSession } from '../../../src/auth/sessions.js'
 import { notFound } from '../../../src/errors.js'
-import { errorResponses, IdParams, IsoDateTime } from '../../../src/schemas.js'
+import { errorResponses, IdParams, IsoDateTime, Nullable } from '../../../src/schemas.js'
 
 const SessionSchema = Type.Object(
   {
@@ -11,8 +11,8 @@ const SessionSchema = Type.Object(
     createdAt: IsoDateTime,
     lastUsedAt: IsoDateTime,
     expiresAt: IsoDateTime,
-    userAgent: Type.Union([Type.String(), Type.Null()]),
-    ip: Type.Union([Type.String(), Type.Null()]),
+    userAgent: Nullable(Type.String()),
+    ip: Nullable(Type.String()),
     current: Type.Boolean({ description: 'Whether this is the session of the request' }),
   },
   { title: 'Session' },
