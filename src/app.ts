@@ -3,8 +3,9 @@
 // auto-loaded, and each folder's `autohooks` protects it by where it lives.
 import path from 'node:path'
 import autoload, { type AutoloadPluginOptions } from '@fastify/autoload'
+import { SerializerSelector } from '@fastify/fast-json-stringify-compiler'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { Ajv, type Options as AjvOptions } from 'ajv'
+import { Ajv, type Options as AjvOptions, type ValidateFunction } from 'ajv'
 import addFormats from 'ajv-formats'
 import Fastify, {
   type FastifyInstance,
@@ -44,14 +45,51 @@ export const ROUTES_AUTOLOAD: AutoloadPluginOptions = {
   ignoreFilter: (file) => file.endsWith('.d.ts') || file.endsWith('.map'),
 }
 
+/*
+ * Validators and response serializers are compiled on a route's first use, not
+ * at start-up: compiling all of them (one per route, part and status code) was
+ * about half of the start-up time, mostly for routes and error statuses a
+ * deployment rarely sees. A schema error still fails its route's tests.
+ */
+
 /** Two validators: bodies are strict (no type coercion, unknown properties
  *  rejected); query strings and params coerce strings to numbers and booleans. */
 function validatorCompilers() {
   const base: AjvOptions = { allErrors: true, removeAdditional: false, useDefaults: true, strict: false }
-  const body = addFormats.default(new Ajv({ ...base, coerceTypes: false }))
-  const query = addFormats.default(new Ajv({ ...base, coerceTypes: 'array' }))
-  return ({ schema, httpPart }: { schema: object; httpPart?: string }) =>
-    (httpPart === 'body' ? body : query).compile(schema)
+  const instances = new Map<boolean, Ajv>()
+  const ajv = (forBody: boolean) => {
+    let instance = instances.get(forBody)
+    if (!instance) {
+      instance = addFormats.default(new Ajv({ ...base, coerceTypes: forBody ? false : 'array' }))
+      instances.set(forBody, instance)
+    }
+    return instance
+  }
+  return ({ schema, httpPart }: { schema: object; httpPart?: string }) => {
+    let validate: ValidateFunction | undefined
+    // Fastify reads a failed validation's `errors` from the function it was given.
+    const validator = (data: unknown) => {
+      validate ??= ajv(httpPart === 'body').compile(schema)
+      const valid = validate(data)
+      validator.errors = validate.errors
+      return valid
+    }
+    validator.errors = undefined as ValidateFunction['errors']
+    return validator
+  }
+}
+
+/** Fastify's own serializer compiler (fast-json-stringify), deferred to first use. */
+const buildSerializer = SerializerSelector()
+function lazySerializers(...factoryArgs: Parameters<typeof buildSerializer>) {
+  const compile = buildSerializer(...factoryArgs)
+  return (route: Parameters<typeof compile>[0]) => {
+    let serialize: ((data: unknown) => string) | undefined
+    return (data: unknown) => {
+      serialize ??= compile(route)
+      return serialize(data)
+    }
+  }
 }
 
 export default async function latchkey(fastify: FastifyInstance, options: AppOptions): Promise<void> {
@@ -93,6 +131,7 @@ export function serverOptions(config: Config): FastifyServerOptions {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     frameworkErrors: frameworkErrorHandler,
+    schemaController: { compilersFactory: { buildSerializer: lazySerializers } },
     logController: new AccessLog(),
     logger:
       config.logLevel === 'silent'
