@@ -306,7 +306,9 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     argon2MemoryKib: read.int('ARGON2_MEMORY_KIB', 19456, 8, 4 * 1024 * 1024),
     argon2TimeCost: read.int('ARGON2_TIME_COST', 2, 1, 100),
     argon2Parallelism: read.int('ARGON2_PARALLELISM', 1, 1, 64),
-    hashConcurrency: read.int('HASH_CONCURRENCY', availableParallelism(), 1, 256),
+    // One core is left to the event loop, so a login flood cannot slow every
+    // other request (token checks, data) down with it.
+    hashConcurrency: read.int('HASH_CONCURRENCY', Math.max(1, availableParallelism() - 1), 1, 256),
   }
 
   // Secrets given in the environment win over the generated file. Validate those
