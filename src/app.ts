@@ -54,7 +54,7 @@ export const ROUTES_AUTOLOAD: AutoloadPluginOptions = {
 
 /** Two validators: bodies are strict (no type coercion, unknown properties
  *  rejected); query strings and params coerce strings to numbers and booleans. */
-function validatorCompilers() {
+export function validatorCompilers() {
   const base: AjvOptions = { allErrors: true, removeAdditional: false, useDefaults: true, strict: false }
   const instances = new Map<boolean, Ajv>()
   const ajv = (forBody: boolean) => {
