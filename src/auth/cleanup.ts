@@ -1,7 +1,12 @@
 // Deletes ended sessions and expired refresh tokens in small batches, one short
-// transaction each, resting between batches so that other writers get the lock.
+// transaction each. The scheduled run does it in a worker thread with its own
+// connection to the same file (./cleanup-worker.ts), so the server's event loop
+// never waits on the deletes, their disk syncs or the WAL checkpoints they cause;
+// `latchkey cleanup`, a one-shot command, runs the same loop in its own thread.
 import { setTimeout as sleep } from 'node:timers/promises'
+import { Worker } from 'node:worker_threads'
 import type { Store } from '../db/connection.js'
+import { cleanupWorkerScript } from './cleanup-worker-script.js'
 import { deleteEndedSessionsBatch } from './sessions.js'
 
 /**
@@ -12,16 +17,29 @@ import { deleteEndedSessionsBatch } from './sessions.js'
 export const CLEANUP_BATCH_SIZE = 100
 
 /**
+ * How long a stopped worker may take to exit before it is terminated. It stops
+ * after its current batch, but a worker still loading its modules (about a
+ * second under tsx) sees the request only once loaded.
+ */
+const STOP_GRACE_MS = 5_000
+
+/**
  * Deletes every row ended at `at`, batch by batch. After each batch it rests as
  * long as the batch took, so the write lock is free at least half the time: a
- * connection that writes meanwhile (the server's, while `latchkey cleanup` runs)
- * waits about one batch. Without the rest, SQLite's busy handler, which sleeps
- * and retries, kept missing the free moments and such a write waited up to a
- * second. Returns the rows deleted.
+ * connection that writes meanwhile (the server's, while this runs in a worker
+ * thread or in `latchkey cleanup`) waits about one batch. Without the rest,
+ * SQLite's busy handler, which sleeps and retries, kept missing the free moments
+ * and such a write waited up to a second. Stops early, between batches, once
+ * `signal` is aborted. Returns the rows deleted.
  */
-export async function cleanupSessions(store: Store, at: number, batchSize = CLEANUP_BATCH_SIZE): Promise<number> {
+export async function cleanupSessions(
+  store: Store,
+  at: number,
+  batchSize = CLEANUP_BATCH_SIZE,
+  signal?: AbortSignal,
+): Promise<number> {
   let deleted = 0
-  for (;;) {
+  while (!signal?.aborted) {
     const started = performance.now()
     const batch = deleteEndedSessionsBatch(store, at, batchSize)
     if (batch === 0) break
@@ -29,4 +47,64 @@ export async function cleanupSessions(store: Store, at: number, batchSize = CLEA
     await sleep(performance.now() - started)
   }
   return deleted
+}
+
+/** What the worker thread is given. */
+export interface CleanupJob {
+  file: string
+  at: number
+  batchSize: number
+}
+
+/** What the worker thread posts back once, before it exits. */
+export interface CleanupResult {
+  deleted: number
+  /** True when it was stopped before it had deleted everything. */
+  stopped: boolean
+}
+
+export interface CleanupRun {
+  /** Settles when the worker has exited; rejects with its error. */
+  readonly done: Promise<CleanupResult>
+  /** Stops the worker after its current batch (terminates it after a grace period); resolves once it has exited. */
+  stop(): Promise<void>
+}
+
+/** Runs `cleanupSessions` on the database `file` in a new worker thread. */
+export function startCleanupWorker(file: string, at: number, batchSize = CLEANUP_BATCH_SIZE): CleanupRun {
+  const script = cleanupWorkerScript()
+  const job: CleanupJob = { file, at, batchSize }
+  const worker = new Worker(script.code, { eval: true, workerData: { ...script.workerData, ...job } })
+  let result: CleanupResult | undefined
+  let failure: unknown
+  worker.on('message', (message: CleanupResult) => {
+    result = message
+  })
+  worker.on('error', (error) => {
+    failure = error
+  })
+  const exited = new Promise<number>((resolve) => worker.once('exit', resolve))
+  let terminated = false
+  const done = exited.then((code) => {
+    if (failure !== undefined) throw failure
+    if (terminated) throw new Error(`the cleanup worker did not stop within ${STOP_GRACE_MS} ms and was terminated`)
+    if (result === undefined) throw new Error(`the cleanup worker exited with code ${code} without a result`)
+    return result
+  })
+  let stopping: Promise<void> | undefined
+  return {
+    done,
+    stop() {
+      stopping ??= (async () => {
+        worker.postMessage('stop')
+        const grace = setTimeout(() => {
+          terminated = true
+          void worker.terminate()
+        }, STOP_GRACE_MS)
+        await exited
+        clearTimeout(grace)
+      })()
+      return stopping
+    },
+  }
 }
