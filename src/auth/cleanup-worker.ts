@@ -1,27 +1,26 @@
 // The cleanup worker thread (started by startCleanupWorker in ./cleanup.ts): its
 // own connection to the database file, the same batched deletion as in-thread,
-// one result posted back, then the connection is closed and the thread ends. A
-// 'stop' message ends it after the current batch.
+// one result posted back, then the connection is closed and the thread ends. It
+// stops after the current batch once its shared state says `stopping`.
 import { parentPort, workerData } from 'node:worker_threads'
 import { openStore } from '../db/connection.js'
-import { type CleanupJob, type CleanupResult, cleanupSessions } from './cleanup.js'
+import { type CleanupJob, type CleanupResult, CleanupState, cleanupSessions } from './cleanup.js'
 
 if (!parentPort) throw new Error('cleanup-worker runs in a worker thread (startCleanupWorker)')
 const port = parentPort
-const { file, at, batchSize } = workerData as CleanupJob
-
-const stop = new AbortController()
-port.on('message', (message) => {
-  if (message === 'stop') stop.abort()
-})
-// Listening must not keep the thread alive once the work is done.
-port.unref()
+const { file, at, batchSize, state: buffer } = workerData as CleanupJob
+const state = new Int32Array(buffer)
+const stopRequested = () => Atomics.load(state, 0) === CleanupState.stopping
 
 async function run(): Promise<CleanupResult> {
+  // Stopped while loading: the main thread may terminate this thread at any moment now.
+  if (Atomics.compareExchange(state, 0, CleanupState.loading, CleanupState.running) !== CleanupState.loading) {
+    return { deleted: 0, stopped: true }
+  }
   const store = openStore(file)
   try {
-    const deleted = await cleanupSessions(store, at, batchSize, stop.signal)
-    return { deleted, stopped: stop.signal.aborted }
+    const deleted = await cleanupSessions(store, at, batchSize, stopRequested)
+    return { deleted, stopped: stopRequested() }
   } finally {
     await store.close()
   }

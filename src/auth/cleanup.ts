@@ -16,11 +16,7 @@ import { deleteEndedSessionsBatch } from './sessions.js'
  */
 export const CLEANUP_BATCH_SIZE = 100
 
-/**
- * How long a stopped worker may take to exit before it is terminated. It stops
- * after its current batch, but a worker still loading its modules (about a
- * second under tsx) sees the request only once loaded.
- */
+/** How long a stopped worker may take to finish its batch and exit before it is terminated. */
 const STOP_GRACE_MS = 5_000
 
 /**
@@ -30,16 +26,16 @@ const STOP_GRACE_MS = 5_000
  * thread or in `latchkey cleanup`) waits about one batch. Without the rest,
  * SQLite's busy handler, which sleeps and retries, kept missing the free moments
  * and such a write waited up to a second. Stops early, between batches, once
- * `signal` is aborted. Returns the rows deleted.
+ * `stopRequested()` says so. Returns the rows deleted.
  */
 export async function cleanupSessions(
   store: Store,
   at: number,
   batchSize = CLEANUP_BATCH_SIZE,
-  signal?: AbortSignal,
+  stopRequested: () => boolean = () => false,
 ): Promise<number> {
   let deleted = 0
-  while (!signal?.aborted) {
+  while (!stopRequested()) {
     const started = performance.now()
     const batch = deleteEndedSessionsBatch(store, at, batchSize)
     if (batch === 0) break
@@ -49,11 +45,20 @@ export async function cleanupSessions(
   return deleted
 }
 
+/**
+ * A worker's state, one Int32 in a SharedArrayBuffer that both threads change
+ * atomically: the worker starts work only if it is still `loading`, so a stop
+ * that finds it loading can terminate it at once, before it opens the database.
+ */
+export const CleanupState = { loading: 0, running: 1, stopping: 2 } as const
+
 /** What the worker thread is given. */
 export interface CleanupJob {
   file: string
   at: number
   batchSize: number
+  /** An Int32Array's buffer holding a CleanupState. */
+  state: SharedArrayBuffer
 }
 
 /** What the worker thread posts back once, before it exits. */
@@ -73,7 +78,9 @@ export interface CleanupRun {
 /** Runs `cleanupSessions` on the database `file` in a new worker thread. */
 export function startCleanupWorker(file: string, at: number, batchSize = CLEANUP_BATCH_SIZE): CleanupRun {
   const script = cleanupWorkerScript()
-  const job: CleanupJob = { file, at, batchSize }
+  const shared = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT)
+  const state = new Int32Array(shared)
+  const job: CleanupJob = { file, at, batchSize, state: shared }
   const worker = new Worker(script.code, { eval: true, workerData: { ...script.workerData, ...job } })
   let result: CleanupResult | undefined
   let failure: unknown
@@ -87,16 +94,21 @@ export function startCleanupWorker(file: string, at: number, batchSize = CLEANUP
   let terminated = false
   const done = exited.then((code) => {
     if (failure !== undefined) throw failure
+    if (result !== undefined) return result
     if (terminated) throw new Error(`the cleanup worker did not stop within ${STOP_GRACE_MS} ms and was terminated`)
-    if (result === undefined) throw new Error(`the cleanup worker exited with code ${code} without a result`)
-    return result
+    throw new Error(`the cleanup worker exited with code ${code} without a result`)
   })
   let stopping: Promise<void> | undefined
   return {
     done,
     stop() {
       stopping ??= (async () => {
-        worker.postMessage('stop')
+        if (Atomics.exchange(state, 0, CleanupState.stopping) === CleanupState.loading) {
+          // It has not touched the database and never will: no need to wait for it to load.
+          result = { deleted: 0, stopped: true }
+          await worker.terminate()
+          return
+        }
         const grace = setTimeout(() => {
           terminated = true
           void worker.terminate()
