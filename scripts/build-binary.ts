@@ -7,7 +7,9 @@
 //    file (the SEA format of Node 20). Files read at run time (native addons,
 //    public/, Swagger UI's assets, package.json) become SEA assets, unpacked at
 //    start into a private cache (binary/embedded.ts); each bundled module's
-//    `import.meta` / `__dirname` is rewritten to point into that cache.
+//    `import.meta` / `__dirname` is rewritten to point into that cache. The
+//    session cleanup's worker thread is bundled on its own and carried as one
+//    more asset, which the worker runs from memory (binary/cleanup-worker.ts).
 // 3. `node --experimental-sea-config` makes the blob (with V8's code cache) and
 //    postject injects it into a copy of this node executable.
 // Generated files go to dist/binary/, which is never committed (dist/ is ignored).
@@ -29,6 +31,7 @@ import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import * as esbuild from 'esbuild'
 import { ROUTES_AUTOLOAD } from '../src/app.js'
+import { CLEANUP_WORKER_ASSET } from './binary/cleanup-worker-script.js'
 import type { EmbeddedFile, EmbeddedFiles } from './binary/embedded.js'
 import { writeRouteManifest } from './binary/route-manifest.js'
 
@@ -124,6 +127,20 @@ function staticRoutesPlugin(manifestFile: string): esbuild.Plugin {
         resolveDir: ROOT,
         loader: 'ts',
       }))
+    },
+  }
+}
+
+/** src/auth/cleanup-worker-script.ts, which finds the worker's module in the source tree, becomes binary/cleanup-worker-script.ts. */
+function cleanupWorkerScriptPlugin(): esbuild.Plugin {
+  const original = path.join(ROOT, 'src', 'auth', 'cleanup-worker-script.js')
+  const replacement = path.join(import.meta.dirname, 'binary', 'cleanup-worker-script.ts')
+  return {
+    name: 'latchkey-cleanup-worker-script',
+    setup(build) {
+      build.onResolve({ filter: /\/cleanup-worker-script\.js$/ }, (args) =>
+        path.resolve(args.resolveDir, args.path) === original ? { path: replacement } : undefined,
+      )
     },
   }
 }
@@ -246,23 +263,42 @@ export async function buildBinary(
   const embeddedBytes = [...embedded.sources.values()].reduce((sum, file) => sum + statSync(file).size, 0)
   log(`embedded: ${embedded.list.files.length} files, ${megabytes(embeddedBytes)} (${embedded.list.id})`)
 
-  const bundleFile = path.join(workDir, 'latchkey.cjs')
-  const result = await esbuild.build({
-    entryPoints: [path.join(import.meta.dirname, 'binary', 'main.ts')],
-    outfile: bundleFile,
+  const bundleOptions = {
     bundle: true,
     platform: 'node',
     format: 'cjs',
     target: `node${process.versions.node}`,
     // Fastify and fastify-plugin name plugins after their functions.
     keepNames: true,
-    define: { EMBEDDED_FILES: JSON.stringify(embedded.list) },
-    plugins: [staticRoutesPlugin(manifestFile), nativeAddonsPlugin(addons), embeddedPathsPlugin()],
     logLevel: 'warning',
     metafile: true,
+  } satisfies esbuild.BuildOptions
+  const bundleFile = path.join(workDir, 'latchkey.cjs')
+  const result = await esbuild.build({
+    ...bundleOptions,
+    entryPoints: [path.join(import.meta.dirname, 'binary', 'main.ts')],
+    outfile: bundleFile,
+    define: { EMBEDDED_FILES: JSON.stringify(embedded.list) },
+    plugins: [
+      staticRoutesPlugin(manifestFile),
+      cleanupWorkerScriptPlugin(),
+      nativeAddonsPlugin(addons),
+      embeddedPathsPlugin(),
+    ],
   })
   const bundleBytes = statSync(bundleFile).size
   log(`bundle: ${Object.keys(result.metafile.inputs).length} modules, ${megabytes(bundleBytes)}`)
+
+  const workerFile = path.join(workDir, CLEANUP_WORKER_ASSET)
+  const workerResult = await esbuild.build({
+    ...bundleOptions,
+    entryPoints: [path.join(import.meta.dirname, 'binary', 'cleanup-worker.ts')],
+    outfile: workerFile,
+    plugins: [cleanupWorkerScriptPlugin(), nativeAddonsPlugin(addons), embeddedPathsPlugin()],
+  })
+  log(
+    `cleanup worker: ${Object.keys(workerResult.metafile.inputs).length} modules, ${megabytes(statSync(workerFile).size)}`,
+  )
 
   const seaConfigFile = path.join(workDir, 'sea-config.json')
   const blobFile = path.join(workDir, 'sea-prep.blob')
@@ -271,7 +307,7 @@ export async function buildBinary(
     output: blobFile,
     disableExperimentalSEAWarning: true,
     useCodeCache: true,
-    assets: Object.fromEntries(embedded.sources),
+    assets: { ...Object.fromEntries(embedded.sources), [CLEANUP_WORKER_ASSET]: workerFile },
   }
   writeFileSync(seaConfigFile, `${JSON.stringify(seaConfig, null, 2)}\n`)
   execFileSync(process.execPath, ['--experimental-sea-config', seaConfigFile], {

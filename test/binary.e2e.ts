@@ -2,11 +2,13 @@
 // while and loads the machine): builds dist/latchkey, copies it alone into an
 // empty directory and runs it with a clean environment whose PATH has no node.
 // It serves, keeps its data across a restart, stops cleanly on SIGTERM, answers
-// --version, and fails on a bad configuration exactly as `node dist/src/cli.js`.
+// --version, fails on a bad configuration exactly as `node dist/src/cli.js`, and
+// runs the scheduled session cleanup in its worker thread.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { createServer } from 'node:net'
 import path from 'node:path'
+import SQLite from 'better-sqlite3'
 import t from 'tap'
 import { buildBinary } from '../scripts/build-binary.js'
 import { buildApp } from '../src/app.js'
@@ -193,5 +195,59 @@ t.test('the single binary', async (t) => {
         `cold start to the first 200 on /health: ${first.coldStartMs.toFixed(0)} ms on the first run (unpacking), ` +
         `${second.coldStartMs.toFixed(0)} ms after; node dist/src/cli.js: ${node.coldStartMs.toFixed(0)} ms`,
     )
+  })
+
+  await t.test('the scheduled cleanup runs in its worker thread and deletes a revoked session', async (t) => {
+    const cleanupDataDir = path.join(dir, 'cleanup-data')
+    const running = await start(binary, [], dir, {
+      ...env,
+      DATA_DIR: cleanupDataDir,
+      LOG_LEVEL: 'info',
+      CLEANUP_CRON: '* * * * * *',
+    })
+    t.teardown(() => running.child.kill('SIGKILL'))
+    const email = `binary-cleanup-${process.pid}@example.com`
+    const signup = await call(`${running.url}/auth/signup`, 'POST', { email, password: PASSWORD })
+    t.equal(signup.status, 201, 'signs up', { body: signup.text })
+    const login = await call(`${running.url}/auth/login`, 'POST', { email, password: PASSWORD })
+    t.equal(login.status, 200, 'logs in again', { body: login.text })
+    const logout = await call(`${running.url}/auth/logout`, 'POST', undefined, {
+      authorization: `Bearer ${login.json().accessToken}`,
+    })
+    t.equal(logout.status, 204, 'logs that session out', { body: logout.text })
+
+    // Each run logs one line; wait for one that deleted the revoked session.
+    const runs = () =>
+      running
+        .output()
+        .split('\n')
+        .slice(0, -1) // whole lines only
+        .filter((line) => line.includes('"session cleanup'))
+        .map((line) => JSON.parse(line) as { msg: string; deleted?: number })
+    const started = Date.now()
+    while (!runs().some((run) => run.msg === 'session cleanup done' && run.deleted === 1)) {
+      if (Date.now() - started > 30_000 || runs().some((run) => run.msg === 'session cleanup failed')) break
+      await sleep(50)
+    }
+    t.ok(
+      runs().some((run) => run.msg === 'session cleanup done' && run.deleted === 1),
+      'a run deleted the revoked session',
+      { output: running.output() },
+    )
+    t.notOk(
+      runs().some((run) => run.msg === 'session cleanup failed'),
+      'no run failed',
+    )
+    const db = new SQLite(path.join(cleanupDataDir, 'latchkey.db'), { readonly: true })
+    const sessions = db.prepare('select revoked_at from sessions').all()
+    db.close()
+    t.same(sessions, [{ revoked_at: null }], 'only the live session is left')
+    const me = await call(`${running.url}/users/me`, 'GET', undefined, {
+      authorization: `Bearer ${signup.json().accessToken}`,
+    })
+    t.equal(me.status, 200, 'the live session still works', { body: me.text })
+    t.equal(await stop(running), 0, 'exits 0 on SIGTERM, a cleanup worker perhaps running', {
+      output: running.output(),
+    })
   })
 })

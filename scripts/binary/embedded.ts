@@ -23,7 +23,7 @@ export interface EmbeddedFiles {
   files: EmbeddedFile[]
 }
 
-/** Where the running binary unpacked its files; set once, before the app's modules load. */
+/** Where the running binary unpacked its files; set once per thread, before the app's modules load. */
 let root: string | undefined
 const addons = new Map<string, unknown>()
 
@@ -80,6 +80,11 @@ export function unpackEmbeddedFiles(
   }
   root = dir
   return dir
+}
+
+/** In a worker thread: use the files the main thread unpacked (and verified) into `dir`. */
+export function useUnpackedFiles(dir: string): void {
+  root = dir
 }
 
 /** The unpacked file or directory standing at `relative` in the repository. */
