@@ -84,7 +84,15 @@ const EXTRA_ENV = Object.fromEntries(
     .filter((pair) => pair.includes('='))
     .map((pair) => [pair.slice(0, pair.indexOf('=')).trim(), pair.slice(pair.indexOf('=') + 1).trim()]),
 )
+/** The node flags of `npm start` (package.json), so the server runs as it does in production. */
+const START_NODE_ARGS = (() => {
+  const start = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts.start
+  const match = /\bnode((?: --[^\s]+)*) dist\/src\/cli\.js serve/.exec(start)
+  if (!match) throw new Error(`cannot find "node [flags] dist/src/cli.js serve" in the start script: ${start}`)
+  return match[1].split(/\s+/).filter(Boolean)
+})()
 const EXTRA_NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)
+const NODE_ARGS = [...START_NODE_ARGS, ...EXTRA_NODE_ARGS]
 const LATCHKEY_ENV = {
   ...BASE_ENV,
   HOST: '127.0.0.1',
@@ -100,7 +108,7 @@ async function startLatchkey(name, { dataDir = tmpDir(name), env = {}, nodeArgs 
   const port = await freePort()
   const server = startProcess({
     port,
-    args: [...EXTRA_NODE_ARGS, ...nodeArgs, CLI, 'serve'],
+    args: [...NODE_ARGS, ...nodeArgs, CLI, 'serve'],
     env: { ...LATCHKEY_ENV, DATA_DIR: dataDir, PORT: String(port), ...env },
     logFile: path.join(dataDir, 'server.log'),
     cwd: dataDir, // so no .env of the repository applies
@@ -537,7 +545,7 @@ scenario(9, 'Cold start to first 200 on /health', async () => {
   const dataDir = tmpDir('cold-start')
   const startOnce = async (kind) => {
     const port = await freePort()
-    const args = kind === 'latchkey' ? [...EXTRA_NODE_ARGS, CLI, 'serve'] : [path.join(BENCH_DIR, 'bare-http.mjs')]
+    const args = kind === 'latchkey' ? [...NODE_ARGS, CLI, 'serve'] : [path.join(BENCH_DIR, 'bare-http.mjs')]
     const env = kind === 'latchkey' ? { ...LATCHKEY_ENV, DATA_DIR: dataDir } : BASE_ENV
     const started = performance.now()
     const server = startProcess({
@@ -713,6 +721,7 @@ async function main() {
       repetitions: REPS,
       connections: CONNECTIONS,
       extraLatchkeyEnv: EXTRA_ENV,
+      startNodeArgs: START_NODE_ARGS,
       extraNodeArgs: EXTRA_NODE_ARGS,
     },
     mainServerMemoryMiB: { rss: round(mainMemory.rss), peak: round(mainMemory.hwm) },
