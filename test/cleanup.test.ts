@@ -3,18 +3,14 @@
 import { randomUUID } from 'node:crypto'
 import { existsSync, mkdirSync, renameSync } from 'node:fs'
 import path from 'node:path'
-import { Writable } from 'node:stream'
-import Fastify, { type FastifyInstance } from 'fastify'
-import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
 import t from 'tap'
-import latchkey, { serverOptions } from '../src/app.js'
 import { cleanupSessions, startCleanupWorker } from '../src/auth/cleanup.js'
 import { endedRowQueries } from '../src/auth/sessions.js'
-import { loadConfig } from '../src/config.js'
 import type { Store } from '../src/db/connection.js'
 import { openStore } from '../src/db/connection.js'
 import { openDatabase } from './data-helper.js'
-import { buildTestApp, cookieHeader, login, signup, sleep, TEST_ENV, tempDir } from './helper.js'
+import { buildLoggedTestApp, buildTestApp, cookieHeader, login, signup, sleep, tempDir } from './helper.js'
 
 interface LogLine {
   msg: string
@@ -26,28 +22,15 @@ interface LogLine {
 async function buildLoggedApp(
   t: Parameters<typeof tempDir>[0],
   env: Record<string, string>,
-): Promise<{ app: FastifyInstance; lines: LogLine[]; file: string }> {
-  const dir = tempDir(t)
-  const config = loadConfig({ env: { ...TEST_ENV, DATA_DIR: dir, LOG_LEVEL: 'info', ...env }, cwd: dir })
-  const lines: LogLine[] = []
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(JSON.parse(chunk.toString()))
-      done()
-    },
-  })
-  const options = serverOptions(config)
-  const app = Fastify({ ...options, logger: { ...(options.logger as object), stream } })
-  await app.register(fp(latchkey), { config })
-  await app.ready()
-  t.teardown(() => app.close())
+): Promise<{ app: FastifyInstance; lines: string[]; file: string }> {
+  const { app, config, lines } = await buildLoggedTestApp(t, env)
   return { app, lines, file: config.databaseFile }
 }
 
 /** Resolves the first log line with one of `messages`; fails after `timeoutMs`. */
-async function logLine(lines: LogLine[], messages: string[], timeoutMs = 30_000): Promise<LogLine> {
+async function logLine(lines: string[], messages: string[], timeoutMs = 30_000): Promise<LogLine> {
   for (const started = Date.now(); ; await sleep(20)) {
-    const line = lines.find((entry) => messages.includes(entry.msg))
+    const line = lines.map((text) => JSON.parse(text) as LogLine).find((entry) => messages.includes(entry.msg))
     if (line) return line
     if (Date.now() - started > timeoutMs) break
   }

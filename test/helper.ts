@@ -3,8 +3,10 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { buildApp } from '../src/app.js'
+import { Writable } from 'node:stream'
+import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
+import fp from 'fastify-plugin'
+import latchkey, { buildApp, serverOptions } from '../src/app.js'
 import { type Config, loadConfig } from '../src/config.js'
 
 interface Teardown {
@@ -35,6 +37,28 @@ export async function buildTestApp(
   const app = await buildApp(config)
   t.teardown(() => app.close())
   return { app, config, dir }
+}
+
+/** Like buildTestApp, with the app's own logger options writing into `lines` (one JSON line each). */
+export async function buildLoggedTestApp(
+  t: Teardown,
+  env: Record<string, string> = {},
+): Promise<{ app: FastifyInstance; config: Config; lines: string[] }> {
+  const dir = tempDir(t)
+  const config = loadConfig({ env: { DATA_DIR: dir, ...TEST_ENV, LOG_LEVEL: 'info', ...env }, cwd: dir })
+  const lines: string[] = []
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(chunk.toString())
+      done()
+    },
+  })
+  const options = serverOptions(config)
+  const app = Fastify({ ...options, logger: { ...(options.logger as object), stream } })
+  await app.register(fp(latchkey), { config })
+  await app.ready()
+  t.teardown(() => app.close())
+  return { app, config, lines }
 }
 
 let counter = 0

@@ -1,19 +1,13 @@
 // Cross-site requests, CORS, security headers, error shapes, rate limits and
 // log hygiene: contract sections 1 and 4.
-import { Writable } from 'node:stream'
-import Fastify from 'fastify'
-import fp from 'fastify-plugin'
 import t from 'tap'
-import latchkey, { serverOptions } from '../src/app.js'
-import { loadConfig } from '../src/config.js'
 import {
+  buildLoggedTestApp,
   buildTestApp,
   confirmPassword,
   cookieHeader,
   PASSWORD,
   signup,
-  TEST_ENV,
-  tempDir,
   uniqueEmail,
 } from './helper.js'
 
@@ -352,20 +346,7 @@ t.test('sign-ups and password confirmations per IP', async (t) => {
 })
 
 t.test('logs never contain a password, a token or a cookie, at any level', async (t) => {
-  const dir = tempDir(t)
-  const config = loadConfig({ env: { ...TEST_ENV, DATA_DIR: dir, LOG_LEVEL: 'trace' }, cwd: dir })
-  const lines: string[] = []
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(chunk.toString())
-      done()
-    },
-  })
-  const options = serverOptions(config)
-  const app = Fastify({ ...options, logger: { ...(options.logger as object), stream } })
-  await app.register(fp(latchkey), { config })
-  await app.ready()
-  t.teardown(() => app.close())
+  const { app, config, lines } = await buildLoggedTestApp(t, { LOG_LEVEL: 'trace' })
 
   const password = 'Zebra-Unicorn-Password-42'
   const account = await signup(app, { password })
