@@ -7,7 +7,9 @@
 // query's scope (resource, user, filters). A cursor the server did not issue for
 // this very query is refused as 400 INVALID_CURSOR before any SQL runs.
 import { createHmac, timingSafeEqual } from 'node:crypto'
+import { type SelectQueryBuilder, sql } from 'kysely'
 import type { Keys } from '../auth/keys.js'
+import type { Database } from '../db/schema.js'
 import { AppError } from '../errors.js'
 
 export interface CursorPosition {
@@ -89,3 +91,21 @@ export function toPage<Row extends { created_at: number; id: string }, Item>(
 /** Scope string binding a cursor to one resource, one user and one set of filters. */
 export const cursorScope = (...parts: Array<string | number | boolean | null | undefined>): string =>
   JSON.stringify(parts.map((part) => part ?? null))
+
+/**
+ * A page query's order and range: newest first, one row more than the page
+ * (see toPage), strictly after `after` when there is a cursor.
+ */
+export function newestFirst<T extends 'lists' | 'tasks' | 'secrets', O>(
+  query: SelectQueryBuilder<Database, T, O>,
+  limit: number,
+  after: CursorPosition | undefined,
+): SelectQueryBuilder<Database, T, O> {
+  const ordered = query
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(limit + 1)
+  if (!after) return ordered
+  // A row-value comparison: the same SQL, and one index range, in SQLite and PostgreSQL.
+  return ordered.where(sql<boolean>`(${sql.ref('created_at')}, ${sql.ref('id')}) < (${after.createdAt}, ${after.id})`)
+}

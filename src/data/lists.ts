@@ -5,7 +5,15 @@ import type { Keys } from '../auth/keys.js'
 import type { Store } from '../db/connection.js'
 import type { ListRow } from '../db/schema.js'
 import { toIso } from '../time.js'
-import { type CursorPosition, cursorScope, decodeCursor, type Page, type PageRequest, toPage } from './cursor.js'
+import {
+  type CursorPosition,
+  cursorScope,
+  decodeCursor,
+  newestFirst,
+  type Page,
+  type PageRequest,
+  toPage,
+} from './cursor.js'
 
 export interface List {
   id: string
@@ -50,19 +58,7 @@ export function findList(store: Store, userId: string, id: string): List | undef
 
 /** One page of the user's lists (exported for the query-plan test). */
 export function listsPageQuery(store: Store, userId: string, limit: number, after?: CursorPosition) {
-  let query = store.db
-    .selectFrom('lists')
-    .selectAll()
-    .where('user_id', '=', userId)
-    .orderBy('created_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(limit + 1)
-  if (after) {
-    query = query.where(({ eb, refTuple, tuple }) =>
-      eb(refTuple('created_at', 'id'), '<', tuple(after.createdAt, after.id)),
-    )
-  }
-  return query
+  return newestFirst(store.db.selectFrom('lists').selectAll().where('user_id', '=', userId), limit, after)
 }
 
 export function pageLists(store: Store, keys: Keys, userId: string, page: PageRequest): Page<List> {

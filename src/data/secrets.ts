@@ -8,7 +8,15 @@ import type { Store } from '../db/connection.js'
 import type { SecretRow } from '../db/schema.js'
 import { toIso } from '../time.js'
 import { open, seal } from './crypto.js'
-import { type CursorPosition, cursorScope, decodeCursor, type Page, type PageRequest, toPage } from './cursor.js'
+import {
+  type CursorPosition,
+  cursorScope,
+  decodeCursor,
+  newestFirst,
+  type Page,
+  type PageRequest,
+  toPage,
+} from './cursor.js'
 
 export interface Secret {
   id: string
@@ -91,19 +99,7 @@ export function findSecret(store: Store, keys: Keys, userId: string, id: string)
 
 /** One page of the user's secrets (exported for the query-plan test). */
 export function secretsPageQuery(store: Store, userId: string, limit: number, after?: CursorPosition) {
-  let query = store.db
-    .selectFrom('secrets')
-    .selectAll()
-    .where('user_id', '=', userId)
-    .orderBy('created_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(limit + 1)
-  if (after) {
-    query = query.where(({ eb, refTuple, tuple }) =>
-      eb(refTuple('created_at', 'id'), '<', tuple(after.createdAt, after.id)),
-    )
-  }
-  return query
+  return newestFirst(store.db.selectFrom('secrets').selectAll().where('user_id', '=', userId), limit, after)
 }
 
 export function pageSecrets(store: Store, keys: Keys, userId: string, page: PageRequest): Page<Secret> {

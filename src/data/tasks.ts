@@ -7,7 +7,15 @@ import type { Store } from '../db/connection.js'
 import type { TaskRow } from '../db/schema.js'
 import { AppError } from '../errors.js'
 import { toIso, toIsoOrNull } from '../time.js'
-import { type CursorPosition, cursorScope, decodeCursor, type Page, type PageRequest, toPage } from './cursor.js'
+import {
+  type CursorPosition,
+  cursorScope,
+  decodeCursor,
+  newestFirst,
+  type Page,
+  type PageRequest,
+  toPage,
+} from './cursor.js'
 import { ownsList } from './lists.js'
 
 export interface Task {
@@ -120,21 +128,10 @@ export function tasksPageQuery(
   limit: number,
   after?: CursorPosition,
 ) {
-  let query = store.db
-    .selectFrom('tasks')
-    .selectAll()
-    .where('user_id', '=', userId)
-    .orderBy('created_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(limit + 1)
+  let query = store.db.selectFrom('tasks').selectAll().where('user_id', '=', userId)
   if (filters.listId !== undefined) query = query.where('list_id', '=', filters.listId)
   if (filters.completed !== undefined) query = query.where('completed', '=', filters.completed ? 1 : 0)
-  if (after) {
-    query = query.where(({ eb, refTuple, tuple }) =>
-      eb(refTuple('created_at', 'id'), '<', tuple(after.createdAt, after.id)),
-    )
-  }
-  return query
+  return newestFirst(query, limit, after)
 }
 
 export function pageTasks(
