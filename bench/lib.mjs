@@ -43,11 +43,25 @@ export function probe(port, urlPath, timeoutMs = 2000) {
   })
 }
 
-/** One GET on a fresh connection; resolves `{ status, json }`. */
-export function getJson(port, urlPath, headers = {}) {
+/**
+ * One JSON request on a fresh connection (no pooled keep-alive socket that the
+ * server may close between scenarios). Resolves `{ status, json, setCookie }`.
+ */
+function requestJson(method, port, urlPath, body, headers) {
   return new Promise((resolve, reject) => {
-    const request = http.get(
-      { host: HOST, port, path: urlPath, agent: false, timeout: 60_000, headers },
+    const payload = body === undefined ? undefined : JSON.stringify(body)
+    const bodyHeaders =
+      payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
+    const request = http.request(
+      {
+        host: HOST,
+        port,
+        path: urlPath,
+        method,
+        agent: false,
+        timeout: 60_000,
+        headers: { ...bodyHeaders, ...headers },
+      },
       (response) => {
         let text = ''
         response.setEncoding('utf8')
@@ -56,17 +70,24 @@ export function getJson(port, urlPath, headers = {}) {
         })
         response.on('end', () => {
           try {
-            resolve({ status: response.statusCode, json: text ? JSON.parse(text) : undefined })
+            resolve({
+              status: response.statusCode,
+              json: text ? JSON.parse(text) : undefined,
+              setCookie: response.headers['set-cookie'] ?? [],
+            })
           } catch (error) {
             reject(error)
           }
         })
       },
     )
-    request.on('timeout', () => request.destroy(new Error(`GET ${urlPath} timed out`)))
+    request.on('timeout', () => request.destroy(new Error(`${method} ${urlPath} timed out`)))
     request.on('error', reject)
+    request.end(payload)
   })
 }
+
+export const getJson = (port, urlPath, headers = {}) => requestJson('GET', port, urlPath, undefined, headers)
 
 /** Polls `urlPath` until it answers 200; resolves the milliseconds waited. Bounded by `timeoutMs`. */
 export async function waitFor200(port, urlPath, { timeoutMs = 15_000, intervalMs = 2, child } = {}) {
@@ -165,47 +186,8 @@ export const cookieHeader = (cookies) =>
     .map(([name, value]) => `${name}=${value}`)
     .join('; ')
 
-/**
- * One JSON POST on a fresh connection (no pooled keep-alive socket that the
- * server may close between scenarios). Resolves `{ status, json, setCookie }`.
- */
-export function postJson(port, urlPath, body, headers = {}) {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? '' : JSON.stringify(body)
-    const request = http.request(
-      {
-        host: HOST,
-        port,
-        path: urlPath,
-        method: 'POST',
-        agent: false,
-        timeout: 60_000,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...headers },
-      },
-      (response) => {
-        let text = ''
-        response.setEncoding('utf8')
-        response.on('data', (chunk) => {
-          text += chunk
-        })
-        response.on('end', () => {
-          try {
-            resolve({
-              status: response.statusCode,
-              json: text ? JSON.parse(text) : undefined,
-              setCookie: response.headers['set-cookie'] ?? [],
-            })
-          } catch (error) {
-            reject(error)
-          }
-        })
-      },
-    )
-    request.on('timeout', () => request.destroy(new Error(`POST ${urlPath} timed out`)))
-    request.on('error', reject)
-    request.end(payload)
-  })
-}
+/** A JSON POST. */
+export const postJson = (port, urlPath, body, headers = {}) => requestJson('POST', port, urlPath, body, headers)
 
 /** Signs up (or, with `login: true`, logs in); returns the access token and the auth cookies. */
 export async function signIn(port, { email, password, login = false }) {

@@ -334,6 +334,15 @@ async function serverHashConcurrency() {
   return loadConfig({ env: { ...LATCHKEY_ENV, DATA_DIR: dir }, cwd: dir }).hashConcurrency
 }
 
+/** POST /auth/login with one account's credentials, as a load job. */
+const loginJob = (account) => ({
+  name: 'login',
+  method: 'POST',
+  path: '/auth/login',
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify(account),
+})
+
 scenario(6, 'POST /auth/login vs raw argon2', async (ctx) => {
   const account = { email: 'login@bench.invalid', password: PASSWORD }
   await signIn(ctx.main.port, account)
@@ -346,13 +355,7 @@ scenario(6, 'POST /auth/login vs raw argon2', async (ctx) => {
     const { rate } = JSON.parse(output)
     return { rps: rate, p50: Number.NaN, p99: Number.NaN, rss: Number.NaN }
   }
-  const job = {
-    name: 'login',
-    method: 'POST',
-    path: '/auth/login',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(account),
-  }
+  const job = loginJob(account)
   const subject = async (seconds) => {
     const result = await jobRun(ctx.main, job)(seconds)
     await drainLogins(ctx.main, account)
@@ -372,13 +375,7 @@ scenario(7, 'GET /users/me while logins hammer', async (ctx) => {
     path: '/users/me',
     headers: { cookie: `access_token=${ctx.user.cookies.access_token}` },
   }
-  const login = {
-    name: 'login',
-    method: 'POST',
-    path: '/auth/login',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(account),
-  }
+  const login = loginJob(account)
   const alone = jobRun(ctx.main, me)
   const mixed = async (seconds) => {
     const { results, rss } = await measure(ctx.main, [me, login], { duration: seconds })

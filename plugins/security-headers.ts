@@ -10,7 +10,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import helmet, { type HelmetOptions } from 'helmet'
 
-export interface SecurityHeaders {
+interface SecurityHeaders {
   /** Header name (lower case) to value. */
   set: Record<string, string>
   /** Headers Helmet removes (X-Powered-By). */
@@ -18,7 +18,7 @@ export interface SecurityHeaders {
 }
 
 /** The headers Helmet's middleware sets and removes for `options`. */
-export function helmetHeaders(options: Readonly<HelmetOptions>): SecurityHeaders {
+function helmetHeaders(options: Readonly<HelmetOptions>): SecurityHeaders {
   const headers: SecurityHeaders = { set: {}, remove: [] }
   const recorder = {
     setHeader(name: string, value: string | number | readonly string[]) {
