@@ -1,5 +1,5 @@
 // Opt-in diagnostic, preloaded into the server only by the cleanup scenario:
-// `node --import ./bench/eventloop-probe.mjs dist/src/cli.js serve`. It watches
+// `node --import ./bench/eventloop-probe.mjs dist/latchkey.cjs serve`. It watches
 // the server's own event loop (perf_hooks.monitorEventLoopDelay) and appends one
 // JSON line per interval to BENCH_ELD_FILE: { t (epoch ms), max, p99, mean } in ms.
 // Nothing in the server changes; without the flag it is not loaded at all.

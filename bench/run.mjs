@@ -26,6 +26,7 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
 import Database from 'better-sqlite3'
+import { startNodeFlags } from '../scripts/start-node-flags.mjs'
 import {
   BENCH_DIR,
   cpuMs,
@@ -50,14 +51,14 @@ const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').
 const CONNECTIONS = 50
 const COLD_STARTS = 7
 const CLEANUP_WINDOW_S = 12
-const CLI = path.join(ROOT, 'dist', 'src', 'cli.js')
+const CLI = path.join(ROOT, 'dist', 'latchkey.cjs')
 const PASSWORD = 'bench user passphrase 0'
 
 const log = (message) => process.stderr.write(`${message}\n`)
 const round = (value, digits = 1) => (Number.isFinite(value) ? Number(value.toFixed(digits)) : null)
 
 if (!existsSync(CLI)) {
-  log('dist/src/cli.js is missing: run `npm run build` first (npm run bench does).')
+  log('dist/latchkey.cjs is missing: run `npm run build` first (npm run bench does).')
   process.exit(1)
 }
 
@@ -85,12 +86,7 @@ const EXTRA_ENV = Object.fromEntries(
     .map((pair) => [pair.slice(0, pair.indexOf('=')).trim(), pair.slice(pair.indexOf('=') + 1).trim()]),
 )
 /** The node flags of `npm start` (package.json), so the server runs as it does in production. */
-const START_NODE_ARGS = (() => {
-  const start = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts.start
-  const match = /\bnode((?: --[^\s]+)*) dist\/src\/cli\.js serve/.exec(start)
-  if (!match) throw new Error(`cannot find "node [flags] dist/src/cli.js serve" in the start script: ${start}`)
-  return match[1].split(/\s+/).filter(Boolean)
-})()
+const START_NODE_ARGS = startNodeFlags()
 const EXTRA_NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)
 const NODE_ARGS = [...START_NODE_ARGS, ...EXTRA_NODE_ARGS]
 const LATCHKEY_ENV = {

@@ -10,24 +10,17 @@ import fp from 'fastify-plugin'
 /** The only URLs served; anything else in `public/` stays private. */
 const PAGE_PATHS = new Set(['/', '/index.html', '/account.js', '/account.css'])
 
-/** `public/` sits beside `plugins/` in the repository, two levels up from `dist/plugins/`. */
-function findPublicDir(): string | undefined {
-  for (const up of ['..', '../..']) {
-    const dir = path.resolve(import.meta.dirname, up, 'public')
-    if (existsSync(path.join(dir, 'index.html'))) return dir
-  }
-  return undefined
-}
+/** `public/` sits beside `plugins/` in the repository (and for the bundles, scripts/bundle/esbuild.ts). */
+const PUBLIC_DIR = path.resolve(import.meta.dirname, '..', 'public')
 
 async function accountPage(fastify: FastifyInstance): Promise<void> {
   if (!fastify.config.publicAccountPage) return
-  const root = findPublicDir()
-  if (!root) {
+  if (!existsSync(path.join(PUBLIC_DIR, 'index.html'))) {
     fastify.log.warn('account page: public/index.html not found; GET / is not served')
     return
   }
   await fastify.register(fastifyStatic, {
-    root,
+    root: PUBLIC_DIR,
     // One route per file present at start-up, no catch-all, no directory listing.
     wildcard: false,
     allowedPath: (pathname) => PAGE_PATHS.has(pathname),

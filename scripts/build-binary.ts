@@ -1,13 +1,12 @@
 // `npm run build:binary`: the whole app as one executable, dist/latchkey, a Node
 // single executable application (SEA) for the OS, CPU and C library of this machine.
 //
-// 1. routes/ becomes a module of static imports (binary/route-manifest.ts), which
-//    replaces @fastify/autoload in the bundle (binary/static-autoload.ts).
-// 2. esbuild bundles binary/main.ts and everything it imports into one CommonJS
-//    file (the SEA format of Node 20). Files read at run time (native addons,
-//    public/, Swagger UI's assets, package.json) become SEA assets, unpacked at
-//    start into a private cache (binary/embedded.ts); each bundled module's
-//    `import.meta` / `__dirname` is rewritten to point into that cache. The
+// 1. esbuild bundles binary/main.ts and everything it imports into one CommonJS
+//    file (the SEA format of Node 20), as `npm run build` bundles the server
+//    (bundle/esbuild.ts: routes/ as static imports, repository paths per module).
+// 2. Files read at run time (native addons, public/, Swagger UI's assets,
+//    package.json) become SEA assets, unpacked at start into a private cache
+//    (binary/embedded.ts), which stands for the repository in the bundle. The
 //    session cleanup's worker thread is bundled on its own and carried as one
 //    more asset, which the worker runs from memory (binary/cleanup-worker.ts).
 // 3. `node --experimental-sea-config` makes the blob (with V8's code cache) and
@@ -33,9 +32,16 @@ import * as esbuild from 'esbuild'
 import { ROUTES_AUTOLOAD } from '../src/app.js'
 import { CLEANUP_WORKER_ASSET } from './binary/cleanup-worker-script.js'
 import type { EmbeddedFile, EmbeddedFiles } from './binary/embedded.js'
-import { writeRouteManifest } from './binary/route-manifest.js'
+import {
+  BUNDLE_OPTIONS,
+  cleanupWorkerScriptPlugin,
+  ROOT,
+  repositoryPath,
+  repositoryPathsPlugin,
+  staticRoutesPlugin,
+} from './bundle/esbuild.js'
+import { writeRouteManifest } from './bundle/route-manifest.js'
 
-const ROOT = path.resolve(import.meta.dirname, '..')
 const require = createRequire(import.meta.url)
 const { inject } = require('postject') as {
   inject(file: string, name: string, data: Buffer, options: { sentinelFuse: string }): Promise<void>
@@ -74,12 +80,6 @@ function embeddedFolders(): string[] {
   ]
 }
 
-const repositoryPath = (file: string): string => {
-  const relative = path.relative(ROOT, file)
-  if (relative.startsWith('..') || path.isAbsolute(relative)) throw new Error(`${file} is outside ${ROOT}`)
-  return relative.split(path.sep).join('/')
-}
-
 function filesUnder(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true, recursive: true })
     .filter((entry) => entry.isFile() && !entry.name.startsWith('.'))
@@ -112,39 +112,6 @@ function embeddedFiles(version: string, addonFiles: string[]): { list: EmbeddedF
   return { list: { id: `${version}-${id}`, files }, sources }
 }
 
-/** In the bundle, @fastify/autoload (used by src/app.ts) registers the generated manifest. */
-function staticRoutesPlugin(manifestFile: string): esbuild.Plugin {
-  return {
-    name: 'latchkey-static-routes',
-    setup(build) {
-      build.onResolve({ filter: /^@fastify\/autoload$/ }, () => ({ path: 'routes', namespace: 'latchkey-routes' }))
-      build.onLoad({ filter: /.*/, namespace: 'latchkey-routes' }, () => ({
-        contents: [
-          `import { staticAutoload } from ${JSON.stringify(path.join(import.meta.dirname, 'binary', 'static-autoload.ts'))}`,
-          `import { routeFolders } from ${JSON.stringify(manifestFile)}`,
-          'export default staticAutoload(routeFolders)',
-        ].join('\n'),
-        resolveDir: ROOT,
-        loader: 'ts',
-      }))
-    },
-  }
-}
-
-/** src/auth/cleanup-worker-script.ts, which finds the worker's module in the source tree, becomes binary/cleanup-worker-script.ts. */
-function cleanupWorkerScriptPlugin(): esbuild.Plugin {
-  const original = path.join(ROOT, 'src', 'auth', 'cleanup-worker-script.js')
-  const replacement = path.join(import.meta.dirname, 'binary', 'cleanup-worker-script.ts')
-  return {
-    name: 'latchkey-cleanup-worker-script',
-    setup(build) {
-      build.onResolve({ filter: /\/cleanup-worker-script\.js$/ }, (args) =>
-        path.resolve(args.resolveDir, args.path) === original ? { path: replacement } : undefined,
-      )
-    },
-  }
-}
-
 /** Replaces the addon loaders (`bindings`, `node-gyp-build`) of known packages; fails on any other addon. */
 function nativeAddonsPlugin(addons: ReturnType<typeof nativeAddons>): esbuild.Plugin {
   return {
@@ -171,61 +138,6 @@ module.exports = () => loadEmbeddedAddon(${JSON.stringify(args.path)})`,
         resolveDir: ROOT,
         loader: 'js',
       }))
-    },
-  }
-}
-
-const packageTypes = new Map<string, string | undefined>()
-function isCommonJs(file: string): boolean {
-  if (/\.c[jt]s$/.test(file)) return true
-  if (!file.endsWith('.js')) return false
-  for (let dir = path.dirname(file); ; dir = path.dirname(dir)) {
-    if (!packageTypes.has(dir)) {
-      let type: string | undefined
-      try {
-        type =
-          (JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { type?: string }).type ?? 'commonjs'
-      } catch {
-        type = undefined
-      }
-      packageTypes.set(dir, type)
-    }
-    const type = packageTypes.get(dir)
-    if (type !== undefined) return type !== 'module'
-    if (path.dirname(dir) === dir) return true
-  }
-}
-
-/**
- * Gives each bundled module the location it has in the repository, under the
- * directory where the binary unpacks its files: `import.meta` in ES modules,
- * `__dirname` and `__filename` in CommonJS ones (as function parameters, so
- * 'use strict' stays the first statement).
- */
-function embeddedPathsPlugin(): esbuild.Plugin {
-  return {
-    name: 'latchkey-embedded-paths',
-    setup(build) {
-      build.onLoad({ filter: /\.[cm]?[jt]s$/, namespace: 'file' }, (args) => {
-        const source = readFileSync(args.path, 'utf8')
-        const loader = /\.[cm]?ts$/.test(args.path) ? 'ts' : 'js'
-        const commonJs = isCommonJs(args.path)
-        if (!(commonJs ? /\b__(dirname|filename)\b/ : /\bimport\.meta\b/).test(source)) return undefined
-        const file = JSON.stringify(repositoryPath(args.path))
-        if (commonJs) {
-          const dir = JSON.stringify(path.posix.dirname(repositoryPath(args.path)))
-          const embedded = `require(${JSON.stringify(EMBEDDED_TS)})`
-          return {
-            contents: `(function (__dirname, __filename) {\n${source.replace(/^#!.*/, '')}\n}).call(this, ${embedded}.embeddedPath(${dir}), ${embedded}.embeddedPath(${file}))`,
-            loader,
-          }
-        }
-        return {
-          contents: `${source.replace(/\bimport\.meta\b/g, `__latchkeyImportMeta(${file})`)}
-import { embeddedImportMeta as __latchkeyImportMeta } from ${JSON.stringify(EMBEDDED_TS)}\n`,
-          loader,
-        }
-      })
     },
   }
 }
@@ -263,27 +175,18 @@ export async function buildBinary(
   const embeddedBytes = [...embedded.sources.values()].reduce((sum, file) => sum + statSync(file).size, 0)
   log(`embedded: ${embedded.list.files.length} files, ${megabytes(embeddedBytes)} (${embedded.list.id})`)
 
-  const bundleOptions = {
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: `node${process.versions.node}`,
-    // Fastify and fastify-plugin name plugins after their functions.
-    keepNames: true,
-    logLevel: 'warning',
-    metafile: true,
-  } satisfies esbuild.BuildOptions
+  const workerScript = path.join(import.meta.dirname, 'binary', 'cleanup-worker-script.ts')
   const bundleFile = path.join(workDir, 'latchkey.cjs')
   const result = await esbuild.build({
-    ...bundleOptions,
+    ...BUNDLE_OPTIONS,
     entryPoints: [path.join(import.meta.dirname, 'binary', 'main.ts')],
     outfile: bundleFile,
     define: { EMBEDDED_FILES: JSON.stringify(embedded.list) },
     plugins: [
       staticRoutesPlugin(manifestFile),
-      cleanupWorkerScriptPlugin(),
+      cleanupWorkerScriptPlugin(workerScript),
       nativeAddonsPlugin(addons),
-      embeddedPathsPlugin(),
+      repositoryPathsPlugin(EMBEDDED_TS),
     ],
   })
   const bundleBytes = statSync(bundleFile).size
@@ -291,10 +194,10 @@ export async function buildBinary(
 
   const workerFile = path.join(workDir, CLEANUP_WORKER_ASSET)
   const workerResult = await esbuild.build({
-    ...bundleOptions,
+    ...BUNDLE_OPTIONS,
     entryPoints: [path.join(import.meta.dirname, 'binary', 'cleanup-worker.ts')],
     outfile: workerFile,
-    plugins: [cleanupWorkerScriptPlugin(), nativeAddonsPlugin(addons), embeddedPathsPlugin()],
+    plugins: [cleanupWorkerScriptPlugin(workerScript), nativeAddonsPlugin(addons), repositoryPathsPlugin(EMBEDDED_TS)],
   })
   log(
     `cleanup worker: ${Object.keys(workerResult.metafile.inputs).length} modules, ${megabytes(statSync(workerFile).size)}`,

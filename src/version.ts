@@ -2,13 +2,6 @@
 import { createRequire } from 'node:module'
 
 const require = createRequire(import.meta.url)
-const pkg = (() => {
-  for (const candidate of ['../package.json', '../../package.json']) {
-    try {
-      return require(candidate) as { version: string; name: string }
-    } catch {}
-  }
-  return { version: '0.0.0', name: 'latchkey' }
-})()
+const pkg = require('../package.json') as { version: string; name: string }
 
 export const version: string = pkg.version

@@ -2,7 +2,7 @@
 // while and loads the machine): builds dist/latchkey, copies it alone into an
 // empty directory and runs it with a clean environment whose PATH has no node.
 // It serves, keeps its data across a restart, stops cleanly on SIGTERM, answers
-// --version, fails on a bad configuration exactly as `node dist/src/cli.js`, and
+// --version, fails on a bad configuration exactly as `node dist/latchkey.cjs`, and
 // runs the scheduled session cleanup in its worker thread.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs'
@@ -117,9 +117,9 @@ t.test('the single binary', async (t) => {
     t.equal(result.stdout, `${version}\n`, `prints ${version}`)
   })
 
-  await t.test('a bad configuration fails as with node dist/src/cli.js', async (t) => {
-    const cli = path.join(ROOT, 'dist', 'src', 'cli.js')
-    t.ok(existsSync(cli), 'dist/src/cli.js is built (npm run build)')
+  await t.test('a bad configuration fails as with node dist/latchkey.cjs', async (t) => {
+    const cli = path.join(ROOT, 'dist', 'latchkey.cjs')
+    t.ok(existsSync(cli), 'dist/latchkey.cjs is built (npm run build)')
     const bad = { ...env, PORT: '99999' }
     const fromBinary = spawnSync(binary, [], { cwd: dir, env: bad, encoding: 'utf8' })
     const fromNode = spawnSync(process.execPath, [cli], { cwd: dir, env: bad, encoding: 'utf8' })
@@ -185,7 +185,7 @@ t.test('the single binary', async (t) => {
     t.equal(readdirSync(cacheDir).length, 1, 'one unpacked set of files')
 
     // For comparison, the same app from dist/ with node.
-    const node = await start(process.execPath, [path.join(ROOT, 'dist', 'src', 'cli.js')], dir, {
+    const node = await start(process.execPath, [path.join(ROOT, 'dist', 'latchkey.cjs')], dir, {
       ...env,
       DATA_DIR: path.join(dir, 'node-data'),
     })
@@ -193,7 +193,7 @@ t.test('the single binary', async (t) => {
     t.comment(
       `binary ${mib(build.bytes)} (bundle ${mib(build.bundleBytes)}, embedded files ${mib(build.embeddedBytes)}); ` +
         `cold start to the first 200 on /health: ${first.coldStartMs.toFixed(0)} ms on the first run (unpacking), ` +
-        `${second.coldStartMs.toFixed(0)} ms after; node dist/src/cli.js: ${node.coldStartMs.toFixed(0)} ms`,
+        `${second.coldStartMs.toFixed(0)} ms after; node dist/latchkey.cjs: ${node.coldStartMs.toFixed(0)} ms`,
     )
   })
 

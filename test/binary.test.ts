@@ -6,14 +6,9 @@ import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import t from 'tap'
-import {
-  type EmbeddedFiles,
-  embeddedImportMeta,
-  embeddedPath,
-  unpackEmbeddedFiles,
-} from '../scripts/binary/embedded.js'
-import { writeRouteManifest } from '../scripts/binary/route-manifest.js'
-import { type RouteFolder, staticAutoload } from '../scripts/binary/static-autoload.js'
+import { bundledImportMeta, bundledPath, type EmbeddedFiles, unpackEmbeddedFiles } from '../scripts/binary/embedded.js'
+import { writeRouteManifest } from '../scripts/bundle/route-manifest.js'
+import { type RouteFolder, staticAutoload } from '../scripts/bundle/static-autoload.js'
 import { buildApp, ROUTES_AUTOLOAD } from '../src/app.js'
 import { loadConfig, nativeCacheDir } from '../src/config.js'
 import { TEST_ENV, tempDir } from './helper.js'
@@ -76,8 +71,8 @@ t.test('embedded files are unpacked privately, verified, and rewritten when alte
   t.equal(readFileSync(path.join(root, 'package.json'), 'utf8'), '{"version":"1.2.3"}')
   t.equal(statSync(path.join(root, 'node_modules/addon/addon.node')).mode & 0o777, 0o700)
   t.equal(statSync(path.join(root, 'package.json')).mode & 0o777, 0o600)
-  t.equal(embeddedPath('public/index.html'), path.join(root, 'public', 'index.html'))
-  t.same(embeddedImportMeta('src/version.ts'), {
+  t.equal(bundledPath('public/index.html'), path.join(root, 'public', 'index.html'))
+  t.same(bundledImportMeta('src/version.ts'), {
     url: pathToFileURL(path.join(root, 'src', 'version.ts')).href,
     filename: path.join(root, 'src', 'version.ts'),
     dirname: path.join(root, 'src'),

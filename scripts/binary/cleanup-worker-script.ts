@@ -4,11 +4,11 @@
 // main thread unpacked the native addons.
 import { getAsset } from 'node:sea'
 import type { WorkerScript } from '../../src/auth/cleanup-worker-script.js'
-import { embeddedPath } from './embedded.js'
+import { bundledPath } from './embedded.js'
 
 /** The SEA asset key of the worker's bundle. */
 export const CLEANUP_WORKER_ASSET = 'cleanup-worker.cjs'
 
 export function cleanupWorkerScript(): WorkerScript {
-  return { code: getAsset(CLEANUP_WORKER_ASSET, 'utf8'), workerData: { embeddedRoot: embeddedPath('.') } }
+  return { code: getAsset(CLEANUP_WORKER_ASSET, 'utf8'), workerData: { embeddedRoot: bundledPath('.') } }
 }

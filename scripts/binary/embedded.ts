@@ -88,14 +88,14 @@ export function useUnpackedFiles(dir: string): void {
 }
 
 /** The unpacked file or directory standing at `relative` in the repository. */
-export function embeddedPath(relative: string): string {
-  if (root === undefined) throw new Error(`embeddedPath(${relative}) called before the binary unpacked its files`)
+export function bundledPath(relative: string): string {
+  if (root === undefined) throw new Error(`bundledPath(${relative}) called before the binary unpacked its files`)
   return path.join(root, ...relative.split('/'))
 }
 
 /** What `import.meta` holds for the repository file `relative`, in the binary. */
-export function embeddedImportMeta(relative: string): { url: string; filename: string; dirname: string } {
-  const filename = embeddedPath(relative)
+export function bundledImportMeta(relative: string): { url: string; filename: string; dirname: string } {
+  const filename = bundledPath(relative)
   return { url: pathToFileURL(filename).href, filename, dirname: path.dirname(filename) }
 }
 
@@ -103,7 +103,7 @@ export function embeddedImportMeta(relative: string): { url: string; filename: s
 export function loadEmbeddedAddon(relative: string): unknown {
   let exports = addons.get(relative)
   if (exports === undefined) {
-    const file = embeddedPath(relative)
+    const file = bundledPath(relative)
     const module = { exports: {} }
     try {
       process.dlopen(module, file)

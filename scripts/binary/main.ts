@@ -1,5 +1,5 @@
 // The single binary's entry point (bundled by scripts/build-binary.ts): unpack
-// what the binary carries, then run the same CLI as `node dist/src/cli.js`.
+// what the binary carries, then run the same CLI as `node dist/latchkey.cjs`.
 import { getRawAsset } from 'node:sea'
 import { nativeCacheDir } from '../../src/config.js'
 import { type EmbeddedFiles, unpackEmbeddedFiles } from './embedded.js'

@@ -2,13 +2,13 @@
 // (the built JS), on a temporary DATA_DIR, driven with fetch. Restarts keep
 // tokens valid; writes acknowledged before `kill -9` survive it.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { statSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { createServer } from 'node:net'
 import path from 'node:path'
 import t from 'tap'
 import { PASSWORD, TEST_ENV, tempDir, uniqueEmail } from '../helper.js'
 
-const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js')
+const CLI = path.resolve(import.meta.dirname, '../../dist/latchkey.cjs')
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -197,4 +197,43 @@ t.test('kill -9 during writes: every acknowledged write is there after restart',
     if (login.status === 200) present++
   }
   t.equal(present, acknowledged.length, 'no acknowledged sign-up was lost')
+})
+
+t.test('the bundle finds its files and runs the scheduled cleanup in its worker thread', async (t) => {
+  const dir = tempDir(t)
+  const server = await start(dir, { CLEANUP_CRON: '* * * * * *' })
+  t.teardown(() => server.child.kill('SIGKILL'))
+  // Files read from the repository at run time: public/, Swagger UI's assets, package.json.
+  const page = await fetch(`${server.base}/`)
+  t.equal(page.status, 200, 'serves the account page')
+  t.match(await page.text(), /<html/i)
+  const css = await fetch(`${server.base}/docs/static/swagger-ui.css`)
+  t.equal(css.status, 200, "serves Swagger UI's assets")
+  const spec = (await (await fetch(`${server.base}/openapi.json`)).json()) as { info: { version: string } }
+  const { version } = JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../../package.json'), 'utf8'))
+  t.equal(spec.info.version, version, "the OpenAPI document carries package.json's version")
+
+  const email = uniqueEmail('cleanup')
+  t.equal((await fetch(`${server.base}/auth/signup`, json({ email, password: PASSWORD }))).status, 201)
+  const login = await fetch(`${server.base}/auth/login`, json({ email, password: PASSWORD }))
+  const { accessToken } = (await login.json()) as { accessToken: string }
+  const logout = await fetch(`${server.base}/auth/logout`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${accessToken}` },
+  })
+  t.equal(logout.status, 204, 'logs one session out')
+  // Each run logs one line; wait for one that deleted the revoked session.
+  const runs = () =>
+    server
+      .output()
+      .split('\n')
+      .slice(0, -1) // whole lines only
+      .filter((line) => line.includes('"session cleanup'))
+      .map((line) => JSON.parse(line) as { msg: string; deleted?: number })
+  const deleted = () => runs().some((run) => run.msg === 'session cleanup done' && run.deleted === 1)
+  const failed = () => runs().some((run) => run.msg === 'session cleanup failed')
+  const deadline = Date.now() + 30_000
+  while (!deleted() && !failed() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.ok(deleted(), 'a run in the worker deleted the revoked session', { output: server.output() })
+  t.notOk(failed(), 'no run failed')
 })

@@ -1,4 +1,4 @@
-// The single binary's stand-in for @fastify/autoload (the build swaps it in for
+// The bundles' stand-in for @fastify/autoload (the build swaps it in for
 // src/app.ts): it registers the route folders that the build found in routes/
 // (route-manifest.ts) from static imports, the way @fastify/autoload 6 registers
 // what it finds at start-up: each folder's plugins under the folder's prefix, and
@@ -30,7 +30,7 @@ const SKIP_OVERRIDE = Symbol.for('skip-override')
 function pluginOf(file: string, module: RouteModule): Plugin | undefined {
   const plugin = (module.default ?? module) as Plugin
   if (typeof plugin === 'object' && plugin !== null && 'method' in plugin) {
-    throw new Error(`routes/${file}: exporting a route object is not supported in the single binary`)
+    throw new Error(`routes/${file}: exporting a route object is not supported in a bundle`)
   }
   if (typeof plugin !== 'function' || plugin.autoload === false || module.autoload === false) return undefined
   return plugin
@@ -40,7 +40,7 @@ function pluginOf(file: string, module: RouteModule): Plugin | undefined {
 function optionsOf(file: string, module: RouteModule, plugin: Plugin, folderPrefix: string | undefined) {
   const config = plugin.autoConfig ?? module.autoConfig ?? {}
   if (typeof config !== 'object' || config === null) {
-    throw new Error(`routes/${file}: a function autoConfig is not supported in the single binary`)
+    throw new Error(`routes/${file}: a function autoConfig is not supported in a bundle`)
   }
   // As autoload does: the options are applied here, not again by Fastify.
   if (plugin.autoConfig !== undefined) plugin.autoConfig = undefined
