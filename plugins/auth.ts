@@ -334,15 +334,14 @@ async function auth(fastify: FastifyInstance): Promise<void> {
   fastify.decorate('tokens', tokens)
   fastify.decorate('authenticate', tokens.authenticate)
   fastify.decorate('requirePasswordConfirmation', tokens.requirePasswordConfirmation)
-  fastify.decorate(
-    'passwords',
-    createPasswordHasher({
-      memoryKib: config.argon2MemoryKib,
-      timeCost: config.argon2TimeCost,
-      parallelism: config.argon2Parallelism,
-      concurrency: config.hashConcurrency,
-    }),
-  )
+  const passwords = createPasswordHasher({
+    memoryKib: config.argon2MemoryKib,
+    timeCost: config.argon2TimeCost,
+    parallelism: config.argon2Parallelism,
+    concurrency: config.hashConcurrency,
+  })
+  fastify.decorate('passwords', passwords)
+  fastify.addHook('onListen', async () => passwords.prepare())
   fastify.decorate('loginThrottle', createLoginThrottle(config.authRateLimitMax, 15 * 60))
 }
 

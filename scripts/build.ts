@@ -41,6 +41,14 @@ async function bundle(): Promise<void> {
   const shared = {
     ...BUNDLE_OPTIONS,
     external: NATIVE,
+    // Smaller to read and hash at start (2.7 instead of 4.2 MB). Identifiers are
+    // not minified, so stack traces still name their functions (Node maps no
+    // source maps for code run through vm.Script, as the launcher does).
+    minifyWhitespace: true,
+    minifySyntax: true,
+    // The launcher reads the bundle as Latin-1, which is exact for ASCII and
+    // faster than decoding UTF-8.
+    charset: 'ascii' as const,
     plugins: [
       staticRoutesPlugin(manifestFile),
       cleanupWorkerScriptPlugin(path.join(BUNDLE, 'cleanup-worker-script.ts')),

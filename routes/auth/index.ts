@@ -19,7 +19,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     { schema: SignupSchema, preValidation: trimEmailInput, preHandler: signupLimit },
     async (request, reply) => {
       const email = normalizeEmail(request.body.email)
-      const weakness = passwordWeakness(request.body.password)
+      const weakness = await passwordWeakness(request.body.password)
       if (weakness) throw weakPassword('password', weakness)
       if (findUserByEmail(store, email)) throw new AppError(409, 'EMAIL_TAKEN', 'That email is already registered')
       const passwordHash = await passwords.hash(request.body.password)

@@ -100,7 +100,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         throw invalidCredentials()
       }
       await loginThrottle.succeeded(account.email)
-      const weakness = passwordWeakness(request.body.newPassword)
+      const weakness = await passwordWeakness(request.body.newPassword)
       if (weakness) throw weakPassword('newPassword', weakness)
       const passwordHash = await passwords.hash(request.body.newPassword)
       const at = Date.now()

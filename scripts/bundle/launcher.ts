@@ -28,7 +28,7 @@ function readCache(): Buffer | undefined {
 }
 
 const script = new Script(
-  `(function (exports, require, module, __filename, __dirname) {${bytes.toString('utf8').replace(/^#!.*/, '')}\n})`,
+  `(function (exports, require, module, __filename, __dirname) {${bytes.toString('latin1').replace(/^#!.*/, '')}\n})`,
   {
     filename: file,
     cachedData: process.env.LATCHKEY_WRITE_CODE_CACHE === '1' ? undefined : readCache(),

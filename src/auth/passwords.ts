@@ -1,22 +1,31 @@
 // Password hashing (argon2id), the sign-up password policy, and verification
 // that takes the same time whether or not the account exists.
-import { dictionary } from '@zxcvbn-ts/language-common'
 import argon2 from 'argon2'
 import pLimit from 'p-limit'
 
 export const PASSWORD_MIN_LENGTH = 8
 export const PASSWORD_MAX_LENGTH = 256
-/** The list is ranked by frequency; its head is the most common passwords. */
-const COMMON_PASSWORDS = new Set((dictionary['passwords-common'] as string[]).slice(0, 10_000))
+let commonPasswords: Promise<Set<string>> | undefined
+
+/**
+ * The 10,000 most common passwords (the list is ranked by frequency). Loaded on
+ * first use: the package decompresses all its word lists as it loads, about a
+ * sixth of a cold start.
+ */
+function commonPasswordSet(): Promise<Set<string>> {
+  commonPasswords ??= import('@zxcvbn-ts/language-common').then(
+    ({ dictionary }) => new Set((dictionary['passwords-common'] as string[]).slice(0, 10_000)),
+  )
+  return commonPasswords
+}
 
 /** Returns why a password is refused, or `null` if it is acceptable. */
-export function passwordWeakness(password: string): string | null {
+export async function passwordWeakness(password: string): Promise<string | null> {
   const length = [...password].length
   if (length < PASSWORD_MIN_LENGTH) return `must be at least ${PASSWORD_MIN_LENGTH} characters long`
   if (length > PASSWORD_MAX_LENGTH) return `must be at most ${PASSWORD_MAX_LENGTH} characters long`
-  if (COMMON_PASSWORDS.has(password) || COMMON_PASSWORDS.has(password.toLowerCase())) {
-    return 'is one of the most common passwords'
-  }
+  const common = await commonPasswordSet()
+  if (common.has(password) || common.has(password.toLowerCase())) return 'is one of the most common passwords'
   return null
 }
 
@@ -37,6 +46,8 @@ export interface PasswordHasher {
   verify(hash: string | null, password: string): Promise<boolean>
   /** Whether a stored hash was made with other parameters than today's. */
   needsRehash(hash: string): boolean
+  /** Makes the dummy hash now, in the background, if not yet made (called once the server listens). */
+  prepare(): void
 }
 
 export function createPasswordHasher(options: PasswordHasherOptions): PasswordHasher {
@@ -48,9 +59,14 @@ export function createPasswordHasher(options: PasswordHasherOptions): PasswordHa
   }
   const limit = pLimit(options.concurrency)
   const hash = (password: string) => limit(() => argon2.hash(password, params))
-  // Made at start-up, in the background: made on first use, it would make the
-  // first unknown-email login slower than a wrong password, a timing tell.
-  const dummyHash = hash('latchkey dummy password for unknown accounts')
+  // Made in the background as soon as the server listens (prepare), so that the
+  // first unknown-email login is no slower than a wrong password, which would be
+  // a timing tell; not earlier, where it would compete with start-up for a core.
+  let dummyHash: Promise<string> | undefined
+  const prepare = () => {
+    dummyHash ??= hash('latchkey dummy password for unknown accounts')
+    return dummyHash
+  }
   const verifyWith = (stored: string, password: string) =>
     limit(async () => {
       try {
@@ -64,9 +80,12 @@ export function createPasswordHasher(options: PasswordHasherOptions): PasswordHa
     hash,
     async verify(stored, password) {
       if (stored !== null) return verifyWith(stored, password)
-      await verifyWith(await dummyHash, password)
+      await verifyWith(await prepare(), password)
       return false
     },
     needsRehash: (stored) => argon2.needsRehash(stored, params),
+    prepare: () => {
+      prepare()
+    },
   }
 }
