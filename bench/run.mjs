@@ -24,11 +24,11 @@ import {
 import os from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { pathToFileURL } from 'node:url'
 import Database from 'better-sqlite3'
 import { startNodeFlags } from '../scripts/start-node-flags.mjs'
 import {
   BENCH_DIR,
+  CLI,
   cpuMs,
   freePort,
   getJson,
@@ -51,7 +51,6 @@ const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').
 const CONNECTIONS = 50
 const COLD_STARTS = 7
 const CLEANUP_WINDOW_S = 12
-const CLI = path.join(ROOT, 'dist', 'latchkey.cjs')
 const PASSWORD = 'bench user passphrase 0'
 
 const log = (message) => process.stderr.write(`${message}\n`)
@@ -323,9 +322,10 @@ scenario(5, 'POST /auth/refresh', async (ctx) => {
   })
 })
 
-/** The server's own HASH_CONCURRENCY (its default, unless the environment sets one), read from the built config. */
+/** The server's own HASH_CONCURRENCY (its default, unless the environment sets one), from src/config.ts. */
 async function serverHashConcurrency() {
-  const { loadConfig } = await import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'config.js')).href)
+  const { tsImport } = await import('tsx/esm/api')
+  const { loadConfig } = await tsImport('../src/config.ts', import.meta.url)
   const dir = tmpDir('config')
   return loadConfig({ env: { ...LATCHKEY_ENV, DATA_DIR: dir }, cwd: dir }).hashConcurrency
 }

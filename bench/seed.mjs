@@ -7,12 +7,11 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import Database from 'better-sqlite3'
-import { BENCH_DIR, freePort, ROOT, signIn, startProcess, waitFor200 } from './lib.mjs'
+import { BENCH_DIR, CLI, freePort, ROOT, signIn, startProcess, waitFor200 } from './lib.mjs'
 
 /** Bump when the shape of the seeded data changes. */
 const SEED_VERSION = 1
 const CACHE_DIR = path.join(BENCH_DIR, '.cache')
-const CLI = path.join(ROOT, 'dist', 'src', 'cli.js')
 const BATCH_ROWS = 100_000
 const DUMMY_HASH = '$argon2id$v=19$m=19456,t=2,p=1$YmVuY2ggZHVtbXkgc2FsdA$YmVuY2ggZHVtbXkgaGFzaCBub3QgYSByZWFsIG9uZQ'
 

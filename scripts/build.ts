@@ -4,7 +4,8 @@
 //   load from node_modules. Loading one file instead of about a thousand modules
 //   halves a cold start.
 // - dist/cleanup-worker.cjs: the session cleanup's worker thread, bundled alike.
-// - dist/latchkey.cjs: the launcher (bundle/launcher.ts), the package's bin.
+// - dist/latchkey.cjs: the launcher (bundle/launcher.ts), the package's bin,
+//   whose #! line gives node `npm start`'s flags.
 // - dist/app.cjs.cache: V8's code cache, written by a warm-up start of the
 //   launcher with `npm start`'s node flags (on a temporary data directory,
 //   answering /health once), which halves a cold start again.
@@ -66,7 +67,9 @@ async function bundle(): Promise<void> {
       ...BUNDLE_OPTIONS,
       entryPoints: [path.join(BUNDLE, 'launcher.ts')],
       outfile: path.join(DIST, 'latchkey.cjs'),
-      banner: { js: '#!/usr/bin/env node' },
+      // Run as a command (the package's bin), it gets `npm start`'s node flags
+      // too, so that V8 accepts the code cache.
+      banner: { js: `#!/usr/bin/env -S node ${startNodeFlags().join(' ')}`.trimEnd() },
     }),
   ])
   chmodSync(path.join(DIST, 'latchkey.cjs'), 0o755)

@@ -11,6 +11,7 @@ import path from 'node:path'
 import SQLite from 'better-sqlite3'
 import t from 'tap'
 import { buildBinary } from '../scripts/build-binary.js'
+import { startNodeFlags } from '../scripts/start-node-flags.mjs'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { PASSWORD, sleep, TEST_ENV, tempDir } from './helper.js'
@@ -185,7 +186,7 @@ t.test('the single binary', async (t) => {
     t.equal(readdirSync(cacheDir).length, 1, 'one unpacked set of files')
 
     // For comparison, the same app from dist/ with node.
-    const node = await start(process.execPath, [path.join(ROOT, 'dist', 'latchkey.cjs')], dir, {
+    const node = await start(process.execPath, [...startNodeFlags(), path.join(ROOT, 'dist', 'latchkey.cjs')], dir, {
       ...env,
       DATA_DIR: path.join(dir, 'node-data'),
     })
