@@ -56,14 +56,15 @@ export const ROUTES_AUTOLOAD: AutoloadPluginOptions = {
  *  rejected); query strings and params coerce strings to numbers and booleans. */
 export function validatorCompilers() {
   const base: AjvOptions = { allErrors: true, removeAdditional: false, useDefaults: true, strict: false }
-  const instances = new Map<boolean, Ajv>()
-  const ajv = (forBody: boolean) => {
-    let instance = instances.get(forBody)
-    if (!instance) {
-      instance = addFormats.default(new Ajv({ ...base, coerceTypes: forBody ? false : 'array' }))
-      instances.set(forBody, instance)
+  let body: Ajv | undefined
+  let query: Ajv | undefined
+  const ajv = (forBody: boolean): Ajv => {
+    if (forBody) {
+      body ??= addFormats.default(new Ajv({ ...base, coerceTypes: false }))
+      return body
     }
-    return instance
+    query ??= addFormats.default(new Ajv({ ...base, coerceTypes: 'array' }))
+    return query
   }
   return ({ schema, httpPart }: { schema: object; httpPart?: string }) => {
     let validate: ValidateFunction | undefined

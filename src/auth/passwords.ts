@@ -62,10 +62,10 @@ export function createPasswordHasher(options: PasswordHasherOptions): PasswordHa
   // Made in the background as soon as the server listens (prepare), so that the
   // first unknown-email login is no slower than a wrong password, which would be
   // a timing tell; not earlier, where it would compete with start-up for a core.
-  let dummyHash: Promise<string> | undefined
-  const prepare = () => {
-    dummyHash ??= hash('latchkey dummy password for unknown accounts')
-    return dummyHash
+  let dummy: Promise<string> | undefined
+  const dummyHash = () => {
+    dummy ??= hash('latchkey dummy password for unknown accounts')
+    return dummy
   }
   const verifyWith = (stored: string, password: string) =>
     limit(async () => {
@@ -80,12 +80,12 @@ export function createPasswordHasher(options: PasswordHasherOptions): PasswordHa
     hash,
     async verify(stored, password) {
       if (stored !== null) return verifyWith(stored, password)
-      await verifyWith(await prepare(), password)
+      await verifyWith(await dummyHash(), password)
       return false
     },
     needsRehash: (stored) => argon2.needsRehash(stored, params),
     prepare: () => {
-      prepare()
+      dummyHash()
     },
   }
 }
