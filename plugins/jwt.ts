@@ -24,10 +24,9 @@ async function jwtPlugin(fastify: FastifyInstance): Promise<void> {
       algorithms: ['HS256' as const],
       allowedIss: config.jwtIssuer,
       requiredClaims: REQUIRED_CLAIMS,
-      // Verified tokens are cached by fast-jwt (keyed by the whole token, bounded,
-      // expiry honoured): a client sends the same token many times.
-      cache: 2000,
-      errorCacheTTL: 60_000,
+      // No fast-jwt cache: the auth plugin remembers verified access tokens itself,
+      // keyed by the token rather than by a hash of it (plugins/auth.ts).
+      cache: false,
     },
   })
   await fastify.register(jwt, { ...common(keys.accessToken), namespace: 'access' })
