@@ -101,10 +101,14 @@ export function newestFirst<T extends 'lists' | 'tasks' | 'secrets', O>(
   limit: number,
   after: CursorPosition | undefined,
 ): SelectQueryBuilder<Database, T, O> {
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`page limit ${limit} is not a positive integer`)
   const ordered = query
     .orderBy('created_at', 'desc')
     .orderBy('id', 'desc')
-    .limit(limit + 1)
+    // The LIMIT is written into the SQL, not bound: SQLite plans with a bound
+    // LIMIT's value, so binding one re-prepares the statement on every run (about
+    // a sixth of a page query's time). Each page size is one cached statement.
+    .limit(sql.lit(limit + 1))
   if (!after) return ordered
   // A row-value comparison: the same SQL, and one index range, in SQLite and PostgreSQL.
   return ordered.where(sql<boolean>`(${sql.ref('created_at')}, ${sql.ref('id')}) < (${after.createdAt}, ${after.id})`)
