@@ -32,23 +32,24 @@ export interface Store {
 // used every size; they use one or two.
 const STATEMENT_CACHE_LIMIT = 2000
 
+/** A query's prepared statements, each made on first use. */
 interface Prepared {
-  statement: SQLite.Statement
-  /** The names of the columns a statement returns, in order (none for writes without RETURNING). */
-  columns: readonly string[]
+  /** For `get` and `run`. */
+  statement?: SQLite.Statement
+  /** For `all`: rows as arrays, with the names of their columns. */
+  rows?: { statement: SQLite.Statement; columns: readonly string[] }
 }
 
 /**
- * Statements that return rows return them as arrays, which `rowObject` turns
- * into the objects better-sqlite3 would have built. better-sqlite3 builds each
- * object through V8's C++ API and interns every column name again on every row:
- * on a page of 21 tasks that took longer than the query itself (140 against
- * 84 us this way, measured on the benchmark's database).
+ * `all` reads rows as arrays and builds the objects better-sqlite3 would have
+ * built itself, in plain JS. better-sqlite3 builds each object through V8's C++
+ * API and interns every column name again on every row: on a page of 21 tasks
+ * that took longer than the query itself (140 against 84 us this way, measured on
+ * the benchmark's database). For the single row of `get` the extra array costs
+ * more than it saves (measured on `/users/me`), so `get` keeps objects.
  */
-function prepare(sqlite: SQLite.Database, sql: string): Prepared {
-  const statement = sqlite.prepare(sql)
-  if (!statement.reader) return { statement, columns: [] }
-  statement.raw(true)
+function arrayRowsStatement(sqlite: SQLite.Database, sql: string): NonNullable<Prepared['rows']> {
+  const statement = sqlite.prepare(sql).raw(true)
   return { statement, columns: statement.columns().map((column) => column.name) }
 }
 
@@ -74,33 +75,40 @@ export function openStore(file: string): Store {
   const ping = sqlite.prepare('select 1 as ok')
   let closed = false
 
-  function prepared<Row>(query: Query<Row>, parameters?: readonly unknown[]) {
+  function cached<Row>(query: Query<Row>, parameters?: readonly unknown[]) {
     const compiled = 'compile' in query ? query.compile() : query
     let entry = statements.get(compiled.sql)
     if (!entry) {
       // Queries are built from fixed code paths, so the cache stays bounded; the
       // limit guards against a future builder call with a variable shape.
       if (statements.size >= STATEMENT_CACHE_LIMIT) statements.clear()
-      entry = prepare(sqlite, compiled.sql)
+      entry = {}
       statements.set(compiled.sql, entry)
     }
-    return { ...entry, parameters: parameters ?? compiled.parameters }
+    return { entry, sql: compiled.sql, parameters: parameters ?? compiled.parameters }
+  }
+
+  function statementOf<Row>(query: Query<Row>, parameters?: readonly unknown[]) {
+    const { entry, sql, parameters: values } = cached(query, parameters)
+    entry.statement ??= sqlite.prepare(sql)
+    return { statement: entry.statement, parameters: values }
   }
 
   return {
     db,
     all<Row>(query: Query<Row>, parameters?: readonly unknown[]): Row[] {
-      const p = prepared(query, parameters)
-      const rows = p.statement.all(...p.parameters) as unknown[][]
-      return rows.map((values) => rowObject(p.columns, values)) as Row[]
+      const { entry, sql, parameters: values } = cached(query, parameters)
+      entry.rows ??= arrayRowsStatement(sqlite, sql)
+      const { statement, columns } = entry.rows
+      const rows = statement.all(...values) as unknown[][]
+      return rows.map((row) => rowObject(columns, row)) as Row[]
     },
     get<Row>(query: Query<Row>, parameters?: readonly unknown[]): Row | undefined {
-      const p = prepared(query, parameters)
-      const values = p.statement.get(...p.parameters) as unknown[] | undefined
-      return values === undefined ? undefined : (rowObject(p.columns, values) as Row)
+      const p = statementOf(query, parameters)
+      return p.statement.get(...p.parameters) as Row | undefined
     },
     run(query: Query<unknown>, parameters?: readonly unknown[]): number {
-      const p = prepared(query, parameters)
+      const p = statementOf(query, parameters)
       return p.statement.run(...p.parameters).changes
     },
     transaction<T>(fn: () => T): T {
