@@ -396,3 +396,28 @@ t.test('logs never contain a password, a token or a cookie, at any level', async
   for (const secret of secrets) t.notOk(log.includes(secret), `log does not contain ${secret.slice(0, 12)}…`)
   t.notMatch(log, /\$argon2/, 'no hashes')
 })
+
+t.test('one access-log line per request: method, path without query, status, time, address', async (t) => {
+  const { app, lines } = await buildLoggedTestApp(t)
+  const account = await signup(app)
+  lines.length = 0
+  await app.inject({ url: '/users/me?debug=secret-query-value', headers: account.bearer, remoteAddress: '10.9.8.7' })
+  const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>)
+  t.equal(entries.length, 1, 'one line, not a line on arrival and another on completion')
+  const [entry] = entries
+  t.match(entry, {
+    level: 30,
+    msg: 'request completed',
+    reqId: String,
+    method: 'GET',
+    url: '/users/me',
+    statusCode: 200,
+    responseTime: Number,
+    remoteAddress: '10.9.8.7',
+  })
+  t.notOk(lines[0]?.includes('secret-query-value'), 'no query string')
+
+  lines.length = 0
+  await app.inject({ url: '/users/me', headers: { authorization: 'Bearer nope' } })
+  t.match(JSON.parse(lines.at(-1) ?? '{}'), { msg: 'request completed', url: '/users/me', statusCode: 401 })
+})
