@@ -13,7 +13,7 @@ import type { Database } from './schema.js'
 type Query<Row> = Compilable<Row> | CompiledQuery<Row>
 
 export interface Store {
-  /** The query builder. Build with it; run with `all`, `get` and `run`. */
+  /** The query builder. Build with it; run with `all`, `get`, `values` and `run`. */
   readonly db: Kysely<Database>
   /** Rows of a query. `parameters` replace the compiled ones (for queries compiled once). */
   all<Row>(query: Query<Row>, parameters?: readonly unknown[]): Row[]
@@ -102,19 +102,22 @@ export function openStore(file: string): Store {
     return { statement: entry.statement, parameters: values }
   }
 
+  function arrayRowsOf<Row>(query: Query<Row>, parameters?: readonly unknown[]) {
+    const { entry, sql, parameters: values } = cached(query, parameters)
+    entry.rows ??= arrayRowsStatement(sqlite, sql)
+    return { statement: entry.rows.statement, columns: entry.rows.columns, parameters: values }
+  }
+
   return {
     db,
     all<Row>(query: Query<Row>, parameters?: readonly unknown[]): Row[] {
-      const { entry, sql, parameters: values } = cached(query, parameters)
-      entry.rows ??= arrayRowsStatement(sqlite, sql)
-      const { statement, columns } = entry.rows
-      const rows = statement.all(...values) as unknown[][]
-      return rows.map((row) => rowObject(columns, row)) as Row[]
+      const p = arrayRowsOf(query, parameters)
+      const rows = p.statement.all(...p.parameters) as unknown[][]
+      return rows.map((row) => rowObject(p.columns, row)) as Row[]
     },
     values(query: Query<unknown>, parameters?: readonly unknown[]): unknown[] | undefined {
-      const { entry, sql, parameters: values } = cached(query, parameters)
-      entry.rows ??= arrayRowsStatement(sqlite, sql)
-      return entry.rows.statement.get(...values) as unknown[] | undefined
+      const p = arrayRowsOf(query, parameters)
+      return p.statement.get(...p.parameters) as unknown[] | undefined
     },
     get<Row>(query: Query<Row>, parameters?: readonly unknown[]): Row | undefined {
       const p = statementOf(query, parameters)
