@@ -1,8 +1,11 @@
-// Initial schema. Frozen: later changes go in new migration files.
-import type { Kysely } from 'kysely'
+// Initial schema. Frozen: later changes go in new migration files. Binary
+// columns are `blob` on SQLite (the schema every existing database has) and
+// `bytea` on PostgreSQL, which has no `blob`.
+import { type Kysely, PostgresAdapter } from 'kysely'
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations are frozen in time and must not depend on today's table types
 export async function up(db: Kysely<any>): Promise<void> {
+  const binary = db.getExecutor().adapter instanceof PostgresAdapter ? 'bytea' : 'blob'
   await db.schema
     .createTable('users')
     .addColumn('id', 'text', (col) => col.primaryKey())
@@ -87,8 +90,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('id', 'text', (col) => col.primaryKey())
     .addColumn('user_id', 'text', (col) => col.notNull().references('users.id').onDelete('cascade'))
     .addColumn('key_id', 'text', (col) => col.notNull())
-    .addColumn('nonce', 'blob', (col) => col.notNull())
-    .addColumn('ciphertext', 'blob', (col) => col.notNull())
+    .addColumn('nonce', binary, (col) => col.notNull())
+    .addColumn('ciphertext', binary, (col) => col.notNull())
     .addColumn('created_at', 'bigint', (col) => col.notNull())
     .addColumn('updated_at', 'bigint', (col) => col.notNull())
     .execute()

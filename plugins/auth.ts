@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { LruMap } from 'toad-cache'
+import type { FlowContext } from '../src/auth/flows/context.js'
 import { createLoginThrottle, type LoginThrottle } from '../src/auth/login-throttle.js'
 import { createPasswordHasher, type PasswordHasher } from '../src/auth/passwords.js'
 import {
@@ -21,7 +22,9 @@ import {
   touchSession,
 } from '../src/auth/sessions.js'
 import { type PublicUser, toPublicUser, type UserRecord } from '../src/auth/users.js'
+import { postgresPools } from '../src/db/dialect.js'
 import { AppError, type ErrorCode } from '../src/errors.js'
+import { createCounterFactory } from '../src/limits/counters.js'
 import { ACCESS_SECURITY, errorResponses } from '../src/schemas.js'
 import { toIso } from '../src/time.js'
 
@@ -55,6 +58,8 @@ declare module 'fastify' {
     tokens: Tokens
     passwords: PasswordHasher
     loginThrottle: LoginThrottle
+    /** What the flows of src/auth/flows run with. */
+    flows: FlowContext
   }
   interface FastifyRequest {
     /** Set by `authenticate`; routes outside protected folders must not read it. */
@@ -64,7 +69,8 @@ declare module 'fastify' {
 
 /** Longest token accepted; anything longer is refused unparsed. */
 const MAX_TOKEN_LENGTH = 4096
-const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/
+/** RFC 9110: the scheme name is case-insensitive. */
+const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i
 /** Entries in each memo of verified credentials (cookie signatures, access tokens). */
 const VERIFIED_LIMIT = 10_000
 const PURPOSE_PASSWORD_CONFIRMATION = 'password-confirmation'
@@ -82,9 +88,9 @@ function accessError(code: ErrorCode, message: string): AppError {
 export type Tokens = ReturnType<typeof createTokens>
 
 function createTokens(fastify: FastifyInstance) {
-  const { config, store, keys } = fastify
+  const { config, db, keys, clock } = fastify
   const policy: SessionPolicy = config
-  const lookupSession = createSessionLookup(store)
+  const lookupSession = createSessionLookup(db)
   const baseCookie = {
     httpOnly: true,
     secure: config.cookieSecure,
@@ -102,7 +108,7 @@ function createTokens(fastify: FastifyInstance) {
   } as const
 
   function issueAccessToken(userId: string, sessionId: string): IssuedToken {
-    const iat = seconds(Date.now())
+    const iat = seconds(clock.now())
     const exp = iat + config.accessTokenTtl
     const token = fastify.jwt.access.sign({
       sub: userId,
@@ -120,7 +126,7 @@ function createTokens(fastify: FastifyInstance) {
     reply.setCookie('refresh_token', refresh.token, {
       ...cookies.refresh_token,
       // Never past the session's absolute end.
-      maxAge: Math.max(0, Math.ceil((refresh.expiresAt - Date.now()) / 1000)),
+      maxAge: Math.max(0, Math.ceil((refresh.expiresAt - clock.now()) / 1000)),
     })
   }
 
@@ -163,32 +169,46 @@ function createTokens(fastify: FastifyInstance) {
     if (token.length > MAX_TOKEN_LENGTH) return { ok: false, expired: false }
     const known = verifiedTokens.get(token)
     if (known !== undefined) {
-      if (Date.now() <= known.expiresAt) return { ok: true, claims: known.claims }
+      if (clock.now() <= known.expiresAt) return { ok: true, claims: known.claims }
       verifiedTokens.delete(token)
       return { ok: false, expired: true }
     }
+    let claims: Record<string, unknown>
     try {
-      const claims = fastify.jwt.access.verify<Record<string, unknown>>(token)
-      const { sub, sid, exp } = claims
-      if (typeof sub !== 'string' || typeof sid !== 'string' || typeof exp !== 'number' || 'purpose' in claims) {
-        return { ok: false, expired: false }
-      }
-      const verified = { sub, sid }
-      verifiedTokens.set(token, { claims: verified, expiresAt: exp * 1000 })
-      return { ok: true, claims: verified }
-    } catch (error) {
-      return { ok: false, expired: (error as { code?: string }).code === 'FAST_JWT_EXPIRED' }
+      // Signature, algorithm, issuer and required claims; expiry is ours (below),
+      // against the injectable clock.
+      claims = fastify.jwt.access.verify<Record<string, unknown>>(token)
+    } catch {
+      return { ok: false, expired: false }
     }
+    const { sub, sid, exp } = claims
+    if (typeof sub !== 'string' || typeof sid !== 'string' || typeof exp !== 'number' || 'purpose' in claims) {
+      return { ok: false, expired: false }
+    }
+    // Valid up to and including `exp`, as fast-jwt counts.
+    if (clock.now() > exp * 1000) return { ok: false, expired: true }
+    const verified = { sub, sid }
+    verifiedTokens.set(token, { claims: verified, expiresAt: exp * 1000 })
+    return { ok: true, claims: verified }
+  }
+
+  /** The live session an access token belongs to, if the token is valid. */
+  async function sessionOfAccessToken(token: string): Promise<{ userId: string; sessionId: string } | undefined> {
+    const verified = verifyAccessToken(token)
+    if (!verified.ok) return undefined
+    const session = await lookupSession(verified.claims.sid, clock.now())
+    if (!session || session.user.id !== verified.claims.sub) return undefined
+    return { userId: session.user.id, sessionId: session.sessionId }
   }
 
   /** Rotates the refresh cookie and sets fresh cookies; throws the contract's refresh errors. */
-  function refresh(
+  async function refresh(
     request: FastifyRequest,
     reply: FastifyReply,
-  ): { session: { id: string; user_id: string }; access: IssuedToken } {
+  ): Promise<{ session: { id: string; user_id: string }; access: IssuedToken }> {
     const token = readSignedCookie(request, 'refresh_token')
     const result = token
-      ? rotateRefreshToken(store, keys, policy, token, Date.now())
+      ? await rotateRefreshToken(db, keys, policy, token, clock.now())
       : ({ ok: false, reason: 'invalid' } as const)
     if (!result.ok) {
       clearCookies(reply)
@@ -214,13 +234,13 @@ function createTokens(fastify: FastifyInstance) {
     refresh,
 
     /** Signs in: a new session, its tokens and cookies, and the response body. */
-    startSession(request: FastifyRequest, reply: FastifyReply, user: UserRecord): SignedIn {
-      const { session, refreshToken } = createSession(
-        store,
+    async startSession(request: FastifyRequest, reply: FastifyReply, user: UserRecord): Promise<SignedIn> {
+      const { session, refreshToken } = await createSession(
+        db,
         keys,
         policy,
         { userId: user.id, userAgent: request.headers['user-agent']?.slice(0, 512) ?? null, ip: request.ip },
-        Date.now(),
+        clock.now(),
       )
       const access = issueAccessToken(user.id, session.id)
       setSessionCookies(reply, access, refreshToken)
@@ -228,7 +248,7 @@ function createTokens(fastify: FastifyInstance) {
     },
 
     issuePasswordConfirmation(reply: FastifyReply, auth: RequestAuth): IssuedToken {
-      const iat = seconds(Date.now())
+      const iat = seconds(clock.now())
       const exp = iat + config.passwordConfirmationTtl
       const token = fastify.jwt.passwordConfirmation.sign({
         sub: auth.userId,
@@ -250,21 +270,22 @@ function createTokens(fastify: FastifyInstance) {
      * The session a request belongs to, from a valid access token or else a
      * current refresh cookie; for logout, which accepts either.
      */
-    identifySession(request: FastifyRequest): { userId: string; sessionId: string } | undefined {
+    async identifySession(request: FastifyRequest): Promise<{ userId: string; sessionId: string } | undefined> {
       const header = request.headers.authorization
-      const accessToken = header !== undefined ? BEARER.exec(header)?.[1] : readSignedCookie(request, 'access_token')
-      if (accessToken) {
-        const verified = verifyAccessToken(accessToken)
-        if (verified.ok) {
-          const session = lookupSession(verified.claims.sid, Date.now())
-          if (session && session.user.id === verified.claims.sub) {
-            return { userId: session.user.id, sessionId: session.sessionId }
-          }
-        }
+      if (header !== undefined) {
+        // A request with an Authorization header is authenticated by it alone:
+        // it skipped the CSRF check, so its cookies must not count.
+        const accessToken = BEARER.exec(header)?.[1]
+        return accessToken ? sessionOfAccessToken(accessToken) : undefined
       }
+      const accessToken = readSignedCookie(request, 'access_token')
+      const fromAccess = accessToken ? await sessionOfAccessToken(accessToken) : undefined
+      if (fromAccess) return fromAccess
       const refreshToken = readSignedCookie(request, 'refresh_token')
       if (!refreshToken) return undefined
-      const session = findSessionByRefreshToken(store, keys, policy, refreshToken, Date.now(), { allowUsed: false })
+      const session = await findSessionByRefreshToken(db, keys, policy, refreshToken, clock.now(), {
+        allowUsed: false,
+      })
       return session ? { userId: session.user_id, sessionId: session.id } : undefined
     },
 
@@ -281,13 +302,13 @@ function createTokens(fastify: FastifyInstance) {
       if (token === null) throw accessError('ACCESS_TOKEN_INVALID', 'The access token is not valid')
 
       const verified = token === undefined ? undefined : verifyAccessToken(token)
-      const at = Date.now()
+      const at = clock.now()
       if (verified?.ok) {
-        const session = lookupSession(verified.claims.sid, at)
+        const session = await lookupSession(verified.claims.sid, at)
         if (!session || session.user.id !== verified.claims.sub) {
           throw accessError('SESSION_REVOKED', 'The session of this token has ended')
         }
-        touchSession(store, session, at)
+        await touchSession(db, session, at)
         request.auth = { userId: session.user.id, sessionId: session.sessionId, user: session.user, via }
         return
       }
@@ -297,8 +318,8 @@ function createTokens(fastify: FastifyInstance) {
       const expiredOrMissing = verified === undefined || verified.expired
       if (config.autoRefresh && via === 'cookie' && expiredOrMissing && request.cookies.refresh_token !== undefined) {
         try {
-          const { session } = refresh(request, reply)
-          const current = lookupSession(session.id, at)
+          const { session } = await refresh(request, reply)
+          const current = await lookupSession(session.id, at)
           if (current) {
             request.auth = { userId: current.user.id, sessionId: current.sessionId, user: current.user, via }
             return
@@ -335,6 +356,8 @@ function createTokens(fastify: FastifyInstance) {
       }
       // Bound to the caller's own current session.
       if (
+        typeof claims.exp !== 'number' ||
+        clock.now() > claims.exp * 1000 ||
         claims.purpose !== PURPOSE_PASSWORD_CONFIRMATION ||
         claims.sid !== request.auth.sessionId ||
         claims.sub !== request.auth.userId
@@ -357,13 +380,21 @@ async function auth(fastify: FastifyInstance): Promise<void> {
     timeCost: config.argon2TimeCost,
     parallelism: config.argon2Parallelism,
     concurrency: config.hashConcurrency,
+    queueMax: config.hashQueueMax,
   })
   fastify.decorate('passwords', passwords)
   fastify.addHook('onListen', async () => passwords.prepare())
-  fastify.decorate('loginThrottle', createLoginThrottle(config.authRateLimitMax, 15 * 60))
+  const pool = postgresPools.get(fastify.database)
+  const counters = createCounterFactory(
+    fastify.redis ? { kind: 'redis', client: fastify.redis } : pool ? { kind: 'postgres', pool } : { kind: 'memory' },
+    (message) => fastify.log.warn(message),
+  )
+  const loginThrottle = createLoginThrottle(counters, config.authRateLimitMax)
+  fastify.decorate('loginThrottle', loginThrottle)
+  fastify.decorate('flows', { db: fastify.db, clock: fastify.clock, passwords, loginThrottle })
 }
 
-export default fp(auth, { name: 'auth', dependencies: ['store', 'jwt', 'cookies'] })
+export default fp(auth, { name: 'auth', dependencies: ['db', 'redis', 'jwt', 'cookies'] })
 
 type HookList = NonNullable<RouteOptions['onRequest']>
 

@@ -4,6 +4,7 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { DatabaseBusyError, isUnavailable } from '../src/db/errors.js'
 import { AppError, type ErrorCode, type ErrorDetail } from '../src/errors.js'
 
 interface AjvIssue {
@@ -47,6 +48,14 @@ const FASTIFY_CODES: Record<string, { status: number; code: ErrorCode; message: 
 
 function toAppError(error: FastifyError & { validation?: AjvIssue[] }): AppError {
   if (error instanceof AppError) return error
+  if (error instanceof DatabaseBusyError) {
+    return new AppError(503, 'DATABASE_BUSY', 'The database is busy; retry shortly', undefined, { 'Retry-After': '1' })
+  }
+  if (isUnavailable(error)) {
+    return new AppError(503, 'SERVICE_UNAVAILABLE', 'The database does not answer; retry shortly', undefined, {
+      'Retry-After': '5',
+    })
+  }
   if (error.validation) {
     return new AppError(
       400,
@@ -132,7 +141,10 @@ async function errors(fastify: FastifyInstance): Promise<void> {
   fastify.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const appError = toAppError(error)
     if (appError.statusCode >= 500) {
-      request.log.error({ err: error }, 'request failed')
+      // Logged with its cause; 503s of a known kind are the database's state, not a bug.
+      if (appError.statusCode === 503)
+        request.log.warn({ err: error, code: appError.code }, 'request refused: unavailable')
+      else request.log.error({ err: error }, 'request failed')
     } else {
       request.log.info({ code: appError.code, statusCode: appError.statusCode }, 'request refused')
     }

@@ -24,6 +24,8 @@ async function jwtPlugin(fastify: FastifyInstance): Promise<void> {
       algorithms: ['HS256' as const],
       allowedIss: config.jwtIssuer,
       requiredClaims: REQUIRED_CLAIMS,
+      // Expiry is checked by plugins/auth.ts against the app's clock (src/clock.ts).
+      ignoreExpiration: true,
       // No fast-jwt cache: the auth plugin remembers verified access tokens itself,
       // keyed by the token rather than by a hash of it (plugins/auth.ts).
       cache: false,
@@ -33,4 +35,4 @@ async function jwtPlugin(fastify: FastifyInstance): Promise<void> {
   await fastify.register(jwt, { ...common(keys.passwordConfirmation), namespace: 'passwordConfirmation' })
 }
 
-export default fp(jwtPlugin, { name: 'jwt', dependencies: ['store'] })
+export default fp(jwtPlugin, { name: 'jwt', dependencies: ['db'] })

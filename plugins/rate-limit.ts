@@ -1,5 +1,8 @@
 // Per-client-IP rate limit on every route (RATE_LIMIT_MAX a minute), counted
-// before any other work. `strictRateLimit` builds an extra, stricter limit for
+// before any other work: in Redis when REDIS_URL is set (shared by every
+// instance; while Redis is down the limit is skipped, failing open, because
+// refusing every request would turn a cache outage into a full outage), else in
+// this process. `strictRateLimit` builds an extra, stricter limit for
 // one route (sign-ups, password confirmations) that counts on top of the global
 // one: the plugin's own `rateLimit()` handler skips a request the global limit
 // already counted.
@@ -20,8 +23,15 @@ const rateLimited = (seconds: number) =>
   })
 
 async function rateLimitPlugin(fastify: FastifyInstance): Promise<void> {
+  const { redis, config } = fastify
+  if (!redis && config.database.kind === 'postgres') {
+    fastify.log.info(
+      'REDIS_URL is not set: the per-IP rate limit counts per instance (failed-login limits are shared through PostgreSQL)',
+    )
+  }
   await fastify.register(rateLimit, {
     global: true,
+    ...(redis ? { redis, nameSpace: 'latchkey:ip:', skipOnError: true } : {}),
     max: fastify.config.rateLimitMax,
     timeWindow: 60_000,
     hook: 'onRequest',
@@ -38,4 +48,4 @@ async function rateLimitPlugin(fastify: FastifyInstance): Promise<void> {
   })
 }
 
-export default fp(rateLimitPlugin, { name: 'rate-limit' })
+export default fp(rateLimitPlugin, { name: 'rate-limit', dependencies: ['redis'] })

@@ -1,26 +1,49 @@
-// Runs the session cleanup on CLEANUP_CRON, each run in its own worker thread
-// (src/auth/cleanup.ts), so the deletes never stall the server's event loop.
-// `protect` skips a run while the previous one is still going; on close the job
-// stops and a running worker is stopped before the database closes.
+// Runs the session cleanup on CLEANUP_CRON. On SQLite each run goes to its own
+// worker thread (src/auth/cleanup.ts), so the deletes and their disk syncs never
+// stall the server's event loop. On PostgreSQL the deletes are async round trips
+// and run here, on whichever instance takes the advisory lock first: one
+// instance at a time, not N. `protect` skips a run while the previous one is
+// still going; on close the job stops, and a running cleanup is stopped, before
+// the database closes.
 import { Cron } from 'croner'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { type CleanupRun, startCleanupWorker } from '../src/auth/cleanup.js'
+import { type CleanupResult, cleanupSessions, startCleanupWorker } from '../src/auth/cleanup.js'
 
 async function scheduler(fastify: FastifyInstance): Promise<void> {
-  let running: CleanupRun | undefined
-  const job = new Cron(fastify.config.cleanupCron, { protect: true, paused: true }, async () => {
-    // databaseFile is always a path (loadConfig resolves DATABASE_URL, so even
-    // ':memory:' names a file), which the worker opens beside the server.
-    const run = startCleanupWorker(fastify.config.databaseFile, Date.now())
-    running = run
+  const { config, database, clock } = fastify
+  let stop: (() => Promise<void>) | undefined
+
+  async function runOnce(): Promise<CleanupResult | undefined> {
+    const at = clock.now()
+    if (config.database.kind === 'sqlite') {
+      const run = startCleanupWorker(config.database, at)
+      stop = run.stop
+      return run.done
+    }
+    let stopping = false
+    stop = async () => {
+      stopping = true
+    }
+    return database.exclusively('cleanup', async () => {
+      const deleted = await cleanupSessions(database.db, at, undefined, () => stopping)
+      return { deleted, stopped: stopping }
+    })
+  }
+
+  const job = new Cron(config.cleanupCron, { protect: true, paused: true }, async () => {
     try {
-      const { deleted, stopped } = await run.done
-      fastify.log.info({ deleted }, stopped ? 'session cleanup stopped' : 'session cleanup done')
+      const result = await runOnce()
+      if (result === undefined) fastify.log.info('session cleanup is running on another instance')
+      else
+        fastify.log.info(
+          { deleted: result.deleted },
+          result.stopped ? 'session cleanup stopped' : 'session cleanup done',
+        )
     } catch (error) {
       fastify.log.error({ err: error }, 'session cleanup failed')
     } finally {
-      running = undefined
+      stop = undefined
     }
   })
   fastify.addHook('onReady', async () => {
@@ -28,8 +51,8 @@ async function scheduler(fastify: FastifyInstance): Promise<void> {
   })
   fastify.addHook('preClose', async () => {
     job.stop()
-    await running?.stop()
+    await stop?.()
   })
 }
 
-export default fp(scheduler, { name: 'scheduler', dependencies: ['store'] })
+export default fp(scheduler, { name: 'scheduler', dependencies: ['db'] })

@@ -1,8 +1,24 @@
 // Liveness (the process answers) and readiness (the database answers).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import type { FastifyInstance } from 'fastify'
 import { AppError } from '../src/errors.js'
 import { errorResponses } from '../src/schemas.js'
+
+/** True without Redis configured; else whether it answers PING within a second. */
+async function pingRedis(fastify: FastifyInstance): Promise<boolean> {
+  if (!fastify.redis) return true
+  if (fastify.redis.status !== 'ready') return false
+  try {
+    const answer = await Promise.race([
+      fastify.redis.ping(),
+      new Promise<string>((resolve) => setTimeout(resolve, 1_000, 'timeout').unref()),
+    ])
+    return answer === 'PONG'
+  } catch {
+    return false
+  }
+}
 
 const Status = Type.Object({ status: Type.String() }, { title: 'Status' })
 
@@ -23,12 +39,14 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     {
       schema: {
         tags: ['health'],
-        summary: 'Readiness: the database answers',
+        summary: 'Readiness: the database (and Redis, when configured) answers',
         response: { 200: Status, ...errorResponses(503) },
       },
     },
     async () => {
-      if (!fastify.store.ping()) throw new AppError(503, 'SERVICE_UNAVAILABLE', 'The database does not answer')
+      const [database, redis] = await Promise.all([fastify.database.ping(), pingRedis(fastify)])
+      if (!redis) throw new AppError(503, 'SERVICE_UNAVAILABLE', 'Redis does not answer')
+      if (!database) throw new AppError(503, 'SERVICE_UNAVAILABLE', 'The database does not answer')
       return { status: 'ready' }
     },
   )

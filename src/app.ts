@@ -20,17 +20,21 @@ import authPlugin from '../plugins/auth.js'
 import cookiesPlugin from '../plugins/cookies.js'
 import corsPlugin from '../plugins/cors.js'
 import csrfPlugin from '../plugins/csrf.js'
+import dbPlugin from '../plugins/db.js'
 import errorsPlugin, { frameworkErrorHandler } from '../plugins/errors.js'
 import jwtPlugin from '../plugins/jwt.js'
 import openapiPlugin from '../plugins/openapi.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
+import redisPlugin from '../plugins/redis.js'
 import schedulerPlugin from '../plugins/scheduler.js'
 import securityHeadersPlugin from '../plugins/security-headers.js'
-import storePlugin from '../plugins/store.js'
+import { type Clock, systemClock } from './clock.js'
 import type { Config } from './config.js'
 
 export interface AppOptions {
   config: Config
+  /** "Now" for every rule; tests pass one they can move. */
+  clock?: Clock
 }
 
 /** How route folders are loaded. The single binary has no routes/ folder: its
@@ -95,13 +99,15 @@ function lazySerializers(...factoryArgs: Parameters<typeof buildSerializer>) {
 
 export default async function latchkey(fastify: FastifyInstance, options: AppOptions): Promise<void> {
   fastify.decorate('config', options.config)
+  fastify.decorate('clock', options.clock ?? systemClock)
   fastify.setValidatorCompiler(validatorCompilers())
 
   await fastify.register(securityHeadersPlugin)
   await fastify.register(corsPlugin)
+  await fastify.register(redisPlugin)
   await fastify.register(rateLimitPlugin)
   await fastify.register(errorsPlugin)
-  await fastify.register(storePlugin)
+  await fastify.register(dbPlugin)
   await fastify.register(cookiesPlugin)
   await fastify.register(csrfPlugin)
   await fastify.register(jwtPlugin)
@@ -179,11 +185,11 @@ export function serverOptions(config: Config): FastifyServerOptions {
 }
 
 /** Builds a ready app (server, CLI and tests all start here). */
-export async function buildApp(config: Config): Promise<FastifyInstance> {
+export async function buildApp(config: Config, options: Omit<AppOptions, 'config'> = {}): Promise<FastifyInstance> {
   const app = Fastify(serverOptions(config)).withTypeProvider<TypeBoxTypeProvider>()
-  // fp: the app's decorators (store, config, ...) are visible on the instance
+  // fp: the app's decorators (db, config, ...) are visible on the instance
   // returned, for the CLI and the tests.
-  await app.register(fp(latchkey), { config })
+  await app.register(fp(latchkey), { ...options, config })
   await app.ready()
   return app
 }

@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util'
 import { cleanupSessions } from './auth/cleanup.js'
 import { type Config, ConfigError, loadConfig } from './config.js'
-import { openStore } from './db/connection.js'
+import { openDatabase } from './db/dialect.js'
 import { migrateToLatest } from './db/migrator.js'
 import { startServer } from './server.js'
 import { version } from './version.js'
@@ -68,17 +68,21 @@ async function main(argv: string[]): Promise<number> {
     await startServer(config)
     return -1 // keep running until a signal
   }
-  const store = openStore(config.databaseFile)
+  const database = openDatabase(config.database)
   try {
-    const applied = await migrateToLatest(store.db)
+    const applied = await migrateToLatest(database.db)
     if (command === 'migrate') {
       process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n')
     } else {
-      const deleted = await cleanupSessions(store, Date.now())
-      process.stdout.write(`deleted ${deleted} expired or revoked sessions and refresh tokens\n`)
+      const deleted = await database.exclusively('cleanup', () => cleanupSessions(database.db, Date.now()))
+      process.stdout.write(
+        deleted === undefined
+          ? 'another instance is cleaning up now; nothing done\n'
+          : `deleted ${deleted} expired or revoked sessions and refresh tokens\n`,
+      )
     }
   } finally {
-    await store.close()
+    await database.close()
   }
   return 0
 }

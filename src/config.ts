@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os'
 import path from 'node:path'
 import { parseEnv } from 'node:util'
 import { Cron } from 'croner'
+import type { DatabaseConfig } from './db/dialect.js'
 
 export type SameSite = 'lax' | 'strict' | 'none'
 export type TrustProxy = boolean | number | string[]
@@ -15,7 +16,10 @@ export interface Config {
   readonly port: number
   readonly host: string
   readonly dataDir: string
-  readonly databaseFile: string
+  /** The embedded SQLite file (the default) or PostgreSQL, from DATABASE_URL. */
+  readonly database: DatabaseConfig
+  /** Shares rate limits and failed-login counters between instances. */
+  readonly redisUrl: string | undefined
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
   readonly trustProxy: TrustProxy
   readonly bodyLimit: number
@@ -29,6 +33,7 @@ export interface Config {
   readonly passwordConfirmationTtl: number
   readonly sessionMaxAge: number
   readonly refreshReuseGrace: number
+  readonly maxSessionsPerUser: number
   readonly autoRefresh: boolean
   readonly cookieSecure: boolean
   readonly cookieDomain: string | undefined
@@ -44,6 +49,8 @@ export interface Config {
   readonly argon2Parallelism: number
   /** Concurrent argon2 computations; more only queue on the thread pool. */
   readonly hashConcurrency: number
+  /** Password checks that may wait for a hashing slot; more get 503 SERVER_BUSY. */
+  readonly hashQueueMax: number
 }
 
 /** A bad configuration value; the message is one line naming the variable. */
@@ -158,6 +165,25 @@ function parseOrigins(reader: Reader): string[] {
   })
 }
 
+/**
+ * DATABASE_URL: `postgres://` or `postgresql://` selects PostgreSQL; a path,
+ * `file:` or `sqlite:` the embedded SQLite file; any other scheme is refused
+ * (rather than taken for a file name).
+ */
+function parseDatabase(read: Reader, cwd: string, dataDir: string): DatabaseConfig {
+  const url = read.raw('DATABASE_URL')
+  const busyTimeoutMs = read.duration('DATABASE_BUSY_TIMEOUT', '5s') * 1000
+  if (url === undefined) return { kind: 'sqlite', file: path.join(dataDir, 'latchkey.db'), busyTimeoutMs }
+  if (/^postgres(ql)?:\/\//i.test(url)) {
+    return { kind: 'postgres', url, poolMax: read.int('DATABASE_POOL_MAX', 10, 1, 1000) }
+  }
+  const sqlitePrefix = /^(sqlite|file):(\/\/)?/i
+  if (!sqlitePrefix.test(url) && /^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
+    throw new ConfigError('DATABASE_URL', 'use postgres://..., postgresql://..., a file path, file: or sqlite:')
+  }
+  return { kind: 'sqlite', file: path.resolve(cwd, url.replace(sqlitePrefix, '')), busyTimeoutMs }
+}
+
 function checkSecret(name: string, value: string): string {
   if (Buffer.byteLength(value, 'utf8') < MIN_SECRET_BYTES) {
     throw new ConfigError(name, `must be at least ${MIN_SECRET_BYTES} bytes long`)
@@ -169,6 +195,19 @@ function checkSecret(name: string, value: string): string {
  * Reads the secrets file in `dataDir`, creating it (mode 0600, written atomically)
  * on first start, so tokens and ciphertexts survive restarts.
  */
+/** A secret from NAME, or else from the file NAME_FILE names (Docker and systemd credentials). */
+function secretFromEnvironment(read: Reader, cwd: string, name: string): string | undefined {
+  const value = read.raw(name)
+  if (value !== undefined) return value
+  const file = read.raw(`${name}_FILE`)
+  if (file === undefined) return undefined
+  try {
+    return readFileSync(path.resolve(cwd, file), 'utf8').trim()
+  } catch (error) {
+    throw new ConfigError(`${name}_FILE`, `cannot read ${file}: ${(error as NodeJS.ErrnoException).code}`)
+  }
+}
+
 function loadGeneratedSecrets(dataDir: string): Record<string, string> {
   const file = path.join(dataDir, SECRETS_FILE)
   if (existsSync(file)) {
@@ -243,10 +282,11 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
 
   const port = read.int('PORT', 3000, 0, 65535)
   const dataDir = path.resolve(cwd, read.string('DATA_DIR', './data'))
-  const databaseUrl = read.raw('DATABASE_URL')
-  const databaseFile = databaseUrl
-    ? path.resolve(cwd, databaseUrl.replace(/^(sqlite|file):(\/\/)?/, ''))
-    : path.join(dataDir, 'latchkey.db')
+  const database = parseDatabase(read, cwd, dataDir)
+  const redisUrl = read.raw('REDIS_URL')
+  if (redisUrl !== undefined && !/^rediss?:\/\/[^\s]+$/.test(redisUrl)) {
+    throw new ConfigError('REDIS_URL', 'must start with redis:// or rediss://')
+  }
 
   const accessTokenTtl = read.duration('JWT_ACCESS_TOKEN_DURATION', '15m')
   const refreshTokenTtl = read.duration('JWT_REFRESH_TOKEN_DURATION', '7d')
@@ -294,6 +334,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     passwordConfirmationTtl,
     sessionMaxAge,
     refreshReuseGrace,
+    maxSessionsPerUser: read.int('MAX_SESSIONS_PER_USER', 100, 1, 100_000),
     autoRefresh: read.bool('AUTO_REFRESH', false),
     cookieSecure,
     cookieDomain,
@@ -309,18 +350,28 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     // One core is left to the event loop, so a login flood cannot slow every
     // other request (token checks, data) down with it.
     hashConcurrency: read.int('HASH_CONCURRENCY', Math.max(1, availableParallelism() - 1), 1, 256),
+    hashQueueMax: read.int('HASH_QUEUE_MAX', 32, 0, 100_000),
   }
 
-  // Secrets given in the environment win over the generated file. Validate those
-  // first, so a bad one is reported before anything is written to disk.
+  // Secrets given in the environment (or in a file that NAME_FILE names) win
+  // over the generated file. Validate those first, so a bad one is reported
+  // before anything is written to disk.
   const given = Object.fromEntries(
     GENERATED_SECRETS.flatMap((name) => {
-      const value = read.raw(name)
+      const value = secretFromEnvironment(read, cwd, name)
       return value === undefined ? [] : [[name, checkSecret(name, value)]]
     }),
   )
+  const missing = GENERATED_SECRETS.filter((name) => given[name] === undefined)
+  if (database.kind === 'postgres' && missing.length > 0) {
+    // Each instance would generate its own: a token from one would fail on another.
+    throw new ConfigError(
+      missing[0] as string,
+      `must be set in the environment (or ${missing[0]}_FILE) with PostgreSQL, the same for every instance; missing: ${missing.join(', ')}`,
+    )
+  }
   let generated: Record<string, string> = {}
-  if (GENERATED_SECRETS.some((name) => given[name] === undefined)) {
+  if (missing.length > 0) {
     try {
       mkdirSync(dataDir, { recursive: true, mode: 0o700 })
     } catch (error) {
@@ -334,7 +385,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   return Object.freeze({
     ...rest,
     dataDir,
-    databaseFile,
+    database,
+    redisUrl,
     jwtSecret: secret('JWT_SECRET'),
     cookieSecret: secret('COOKIE_SECRET'),
     dataEncryptionKey: secret('DATA_ENCRYPTION_KEY'),

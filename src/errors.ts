@@ -23,7 +23,10 @@ export const ERROR_CODES = {
   PAYLOAD_TOO_LARGE: 'The body is larger than BODY_LIMIT.',
   UNSUPPORTED_MEDIA_TYPE: 'Bodies must be application/json.',
   RATE_LIMITED: 'Too many requests; retry after the number of seconds in Retry-After.',
-  SERVICE_UNAVAILABLE: 'The database does not answer.',
+  SERVICE_UNAVAILABLE: 'The database (or a configured Redis) does not answer; retry after Retry-After seconds.',
+  SERVER_BUSY: 'More than HASH_QUEUE_MAX password checks are already waiting; retry after Retry-After seconds.',
+  DATABASE_BUSY:
+    'Another process held the SQLite database write lock for longer than DATABASE_BUSY_TIMEOUT; retry after Retry-After seconds.',
   INTERNAL_ERROR: 'An unexpected error; details are in the server log under the request id.',
 } as const
 

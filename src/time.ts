@@ -1,5 +1,4 @@
 // Timestamps are stored as epoch milliseconds and shown as ISO 8601 UTC strings.
-export const now = (): number => Date.now()
 
 const DAY_MS = 86_400_000
 const MAX_DATE_MS = 8.64e15

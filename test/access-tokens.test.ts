@@ -2,11 +2,13 @@
 // expired or misplaced token is refused.
 import t from 'tap'
 import { deriveKeys } from '../src/auth/keys.js'
-import { buildTestApp, confirmPassword, cookieHeader, signup, sleep } from './helper.js'
+import { buildTestApp, confirmPassword, cookieHeader, signup } from './helper.js'
 import { decodeJwt, forgeJwt } from './jwt.js'
 
 t.test('access token claims', async (t) => {
-  const { app } = await buildTestApp(t)
+  const { app, clock } = await buildTestApp(t)
+  // Issued by the app's clock, not the wall clock.
+  clock.advance(60 * 60_000)
   const account = await signup(app)
   const { header, claims } = decodeJwt(account.accessToken)
   t.equal(header.alg, 'HS256')
@@ -15,6 +17,8 @@ t.test('access token claims', async (t) => {
   t.type(claims.jti, 'string')
   t.equal(claims.iss, 'latchkey')
   t.equal((claims.exp as number) - (claims.iat as number), 15 * 60)
+  t.ok(Math.abs((claims.iat as number) * 1000 - clock.now()) < 5000, 'iat is the app clock’s now')
+  t.equal((await app.inject({ url: '/users/me', headers: account.bearer })).statusCode, 200)
 })
 
 t.test('the token is accepted from the bearer header or the signed cookie', async (t) => {
@@ -184,10 +188,15 @@ t.test('tokens are never read from the query string', async (t) => {
 })
 
 t.test('an expired token is ACCESS_TOKEN_EXPIRED, an expired forged one is INVALID', async (t) => {
-  const { app } = await buildTestApp(t, { JWT_ACCESS_TOKEN_DURATION: '1s' })
+  const { app, clock } = await buildTestApp(t)
   const account = await signup(app)
   t.equal((await app.inject({ url: '/users/me', headers: account.bearer })).statusCode, 200)
-  await sleep(2100)
+  const expiresAt = (decodeJwt(account.accessToken).claims.exp as number) * 1000
+  // Two seconds before its `exp` (the default JWT_ACCESS_TOKEN_DURATION, 15 minutes) it still works...
+  clock.advance(expiresAt - 2000 - clock.now())
+  t.equal((await app.inject({ url: '/users/me', headers: account.bearer })).statusCode, 200, 'valid until exp')
+  // ...and past it, not.
+  clock.advance(3000)
   const expired = await app.inject({ url: '/users/me', headers: account.bearer })
   t.equal(expired.statusCode, 401)
   t.equal(expired.json().code, 'ACCESS_TOKEN_EXPIRED')

@@ -1,9 +1,9 @@
 import t from 'tap'
-import { clientFor, openDatabase } from './data-helper.js'
+import { clientFor } from './data-helper.js'
 import { buildTestApp, confirmPassword, signup } from './helper.js'
 
 t.test("deleting the account deletes all its lists, tasks and secrets, and nobody else's", async (t) => {
-  const { app, config } = await buildTestApp(t)
+  const { app } = await buildTestApp(t)
   const leaving = await signup(app)
   const staying = await signup(app)
   for (const account of [leaving, staying]) {
@@ -15,11 +15,17 @@ t.test("deleting the account deletes all its lists, tasks and secrets, and nobod
       await api('POST', '/secrets', { message: `secret ${n}` })
     }
   }
-  const db = openDatabase(t, config.databaseFile)
-  const count = (table: string, userId: string) =>
-    (db.prepare(`select count(*) as n from ${table} where user_id = ?`).get(userId) as { n: number }).n
-  const expected = { lists: 3, tasks: 6, secrets: 3 }
-  for (const [table, n] of Object.entries(expected)) t.equal(count(table, leaving.userId), n, `${table} exist before`)
+  const count = async (table: 'lists' | 'tasks' | 'secrets', userId: string): Promise<number> => {
+    const row = await app.db
+      .selectFrom(table)
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('user_id', '=', userId)
+      .executeTakeFirstOrThrow()
+    return Number(row.n)
+  }
+  const expected = { lists: 3, tasks: 6, secrets: 3 } as const
+  const tables = Object.keys(expected) as Array<keyof typeof expected>
+  for (const table of tables) t.equal(await count(table, leaving.userId), expected[table], `${table} exist before`)
 
   const confirmation = await confirmPassword(app, leaving)
   const deleted = await app.inject({
@@ -29,9 +35,9 @@ t.test("deleting the account deletes all its lists, tasks and secrets, and nobod
   })
   t.equal(deleted.statusCode, 204, deleted.body)
 
-  for (const [table, n] of Object.entries(expected)) {
-    t.equal(count(table, leaving.userId), 0, `${table} of the deleted user are gone`)
-    t.equal(count(table, staying.userId), n, `${table} of the other user remain`)
+  for (const table of tables) {
+    t.equal(await count(table, leaving.userId), 0, `${table} of the deleted user are gone`)
+    t.equal(await count(table, staying.userId), expected[table], `${table} of the other user remain`)
   }
   const others = clientFor(app, staying)
   t.equal((await others('GET', '/tasks')).json().items.length, 6)

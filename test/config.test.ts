@@ -1,8 +1,8 @@
-import { readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import { ConfigError, loadConfig, parseDuration, SECRETS_FILE } from '../src/config.js'
-import { tempDir } from './helper.js'
+import { TEST_SECRETS, tempDir } from './helper.js'
 
 t.test('durations accept 30s, 15m, 12h, 7d or seconds', async (t) => {
   const cases: Array<[string, number | undefined]> = [
@@ -26,7 +26,8 @@ t.test('defaults need nothing set', async (t) => {
   t.equal(config.port, 3000)
   t.equal(config.host, '0.0.0.0')
   t.equal(config.dataDir, path.join(dir, 'data'))
-  t.equal(config.databaseFile, path.join(dir, 'data', 'latchkey.db'))
+  t.same(config.database, { kind: 'sqlite', file: path.join(dir, 'data', 'latchkey.db'), busyTimeoutMs: 5000 })
+  t.equal(config.redisUrl, undefined)
   t.equal(config.accessTokenTtl, 15 * 60)
   t.equal(config.refreshTokenTtl, 7 * 86400)
   t.equal(config.passwordConfirmationTtl, 5 * 60)
@@ -107,6 +108,15 @@ t.test('every bad value stops start-up with one line naming the variable', async
     [{ ARGON2_TIME_COST: '0' }, 'ARGON2_TIME_COST'],
     [{ CLEANUP_CRON: 'every day' }, 'CLEANUP_CRON'],
     [{ CLEANUP_CRON: '99 3 * * *' }, 'CLEANUP_CRON'],
+    [{ DATABASE_URL: 'mysql://h/db' }, 'DATABASE_URL'],
+    [{ DATABASE_BUSY_TIMEOUT: 'soon' }, 'DATABASE_BUSY_TIMEOUT'],
+    [{ DATABASE_URL: 'postgres://h/db', ...TEST_SECRETS, DATABASE_POOL_MAX: '0' }, 'DATABASE_POOL_MAX'],
+    [
+      { DATABASE_URL: 'postgres://h/db', COOKIE_SECRET: 'c'.repeat(40), DATA_ENCRYPTION_KEY: 'd'.repeat(40) },
+      'JWT_SECRET',
+    ],
+    [{ JWT_SECRET_FILE: 'no-such-file' }, 'JWT_SECRET_FILE'],
+    [{ REDIS_URL: 'http://x' }, 'REDIS_URL'],
   ]
   for (const [env, variable] of cases) {
     const error = t.throws(() => loadConfig({ env, cwd: tempDir(t) }), ConfigError, variable) as unknown as ConfigError
@@ -132,4 +142,138 @@ t.test('TRUST_PROXY takes true, a hop count, or addresses and CIDRs', async (t) 
     '::1',
   ])
   t.equal(loadConfig({ env: { TRUST_PROXY: 'false' }, cwd: dir }).trustProxy, false)
+})
+
+/** The test secrets but `name`. */
+const secretsWithout = (name: string): Record<string, string> =>
+  Object.fromEntries(Object.entries(TEST_SECRETS).filter(([key]) => key !== name))
+
+t.test('DATABASE_URL selects SQLite (unset, a path, file: or sqlite:) or PostgreSQL', async (t) => {
+  const dir = tempDir(t)
+  const sqlite = (file: string) => ({ kind: 'sqlite', file, busyTimeoutMs: 5000 })
+  const postgres = (url: string) => ({ kind: 'postgres', url, poolMax: 10 })
+  const cases: Array<[string, Record<string, string>, object]> = [
+    ['unset: latchkey.db in DATA_DIR', { DATA_DIR: 'store' }, sqlite(path.join(dir, 'store', 'latchkey.db'))],
+    ['a relative path', { DATABASE_URL: './x.db' }, sqlite(path.join(dir, 'x.db'))],
+    ['file: and a relative path', { DATABASE_URL: 'file:./x.db' }, sqlite(path.join(dir, 'x.db'))],
+    ['sqlite: and a relative path', { DATABASE_URL: 'sqlite:./x.db' }, sqlite(path.join(dir, 'x.db'))],
+    ['file:// and an absolute path', { DATABASE_URL: `file://${dir}/abs.db` }, sqlite(path.join(dir, 'abs.db'))],
+    [
+      'a busy timeout',
+      { DATABASE_URL: './x.db', DATABASE_BUSY_TIMEOUT: '30s' },
+      {
+        ...sqlite(path.join(dir, 'x.db')),
+        busyTimeoutMs: 30_000,
+      },
+    ],
+    [
+      'postgres://',
+      { DATABASE_URL: 'postgres://u:p@db.example:5432/latchkey', ...TEST_SECRETS },
+      postgres('postgres://u:p@db.example:5432/latchkey'),
+    ],
+    [
+      'postgresql://',
+      { DATABASE_URL: 'postgresql://db.example/latchkey?sslmode=require', ...TEST_SECRETS },
+      postgres('postgresql://db.example/latchkey?sslmode=require'),
+    ],
+    [
+      'a pool size',
+      { DATABASE_URL: 'postgres://db.example/latchkey', DATABASE_POOL_MAX: '25', ...TEST_SECRETS },
+      {
+        ...postgres('postgres://db.example/latchkey'),
+        poolMax: 25,
+      },
+    ],
+  ]
+  for (const [name, env, expected] of cases) {
+    t.same(loadConfig({ env, cwd: dir }).database, expected, name)
+  }
+})
+
+t.test('PostgreSQL needs every secret from the environment and writes no secrets file', async (t) => {
+  const cases: Array<[string, Record<string, string>, string]> = [
+    ['none given', {}, 'JWT_SECRET'],
+    ['no JWT_SECRET', secretsWithout('JWT_SECRET'), 'JWT_SECRET'],
+    ['no COOKIE_SECRET', secretsWithout('COOKIE_SECRET'), 'COOKIE_SECRET'],
+    ['no DATA_ENCRYPTION_KEY', secretsWithout('DATA_ENCRYPTION_KEY'), 'DATA_ENCRYPTION_KEY'],
+  ]
+  for (const [name, secrets, variable] of cases) {
+    const dir = tempDir(t)
+    const env = { DATABASE_URL: 'postgres://db.example/latchkey', DATA_DIR: 'store', ...secrets }
+    const error = t.throws(() => loadConfig({ env, cwd: dir }), ConfigError, name) as unknown as ConfigError
+    t.equal(error.variable, variable, `${name}: names ${variable}`)
+    t.match(error.message, new RegExp(`^${variable}: `))
+    t.notMatch(error.message, /\n/, 'one line')
+    t.notOk(existsSync(path.join(dir, 'store', SECRETS_FILE)), `${name}: no secrets file written in DATA_DIR`)
+  }
+  const dir = tempDir(t)
+  const config = loadConfig({
+    env: { DATABASE_URL: 'postgres://db.example/latchkey', DATA_DIR: 'store', ...TEST_SECRETS },
+    cwd: dir,
+  })
+  t.equal(config.jwtSecret, TEST_SECRETS.JWT_SECRET)
+  t.equal(config.cookieSecret, TEST_SECRETS.COOKIE_SECRET)
+  t.equal(config.dataEncryptionKey, TEST_SECRETS.DATA_ENCRYPTION_KEY)
+  t.notOk(existsSync(path.join(dir, 'store', SECRETS_FILE)), 'with all three given, no secrets file either')
+})
+
+t.test('a secret can come from the file NAME_FILE names', async (t) => {
+  const dir = tempDir(t)
+  const secret = 'f'.repeat(40)
+  writeFileSync(path.join(dir, 'jwt-secret'), `${secret}\n`)
+  t.equal(
+    loadConfig({ env: { JWT_SECRET_FILE: 'jwt-secret' }, cwd: dir }).jwtSecret,
+    secret,
+    'relative to cwd, trimmed',
+  )
+  t.equal(
+    loadConfig({ env: { JWT_SECRET_FILE: path.join(dir, 'jwt-secret') }, cwd: tempDir(t) }).jwtSecret,
+    secret,
+    'an absolute path',
+  )
+  const postgres = loadConfig({
+    env: {
+      DATABASE_URL: 'postgres://db.example/latchkey',
+      JWT_SECRET_FILE: 'jwt-secret',
+      ...secretsWithout('JWT_SECRET'),
+    },
+    cwd: dir,
+  })
+  t.equal(postgres.jwtSecret, secret, 'and counts as given for PostgreSQL')
+  t.equal(
+    loadConfig({ env: { JWT_SECRET: TEST_SECRETS.JWT_SECRET, JWT_SECRET_FILE: 'jwt-secret' }, cwd: dir }).jwtSecret,
+    TEST_SECRETS.JWT_SECRET,
+    'the variable itself wins over the file',
+  )
+
+  const missingDir = tempDir(t)
+  const missing = t.throws(
+    () => loadConfig({ env: { JWT_SECRET_FILE: 'no-such-file' }, cwd: missingDir }),
+    ConfigError,
+  ) as unknown as ConfigError
+  t.equal(missing.variable, 'JWT_SECRET_FILE', 'a missing file names JWT_SECRET_FILE')
+  t.match(missing.message, /^JWT_SECRET_FILE: .*no-such-file/)
+  t.notOk(existsSync(path.join(missingDir, 'data', SECRETS_FILE)), 'and nothing is written')
+
+  writeFileSync(path.join(dir, 'short-secret'), 'short\n')
+  const short = t.throws(
+    () => loadConfig({ env: { JWT_SECRET_FILE: 'short-secret' }, cwd: dir }),
+    ConfigError,
+  ) as unknown as ConfigError
+  t.equal(short.variable, 'JWT_SECRET', 'a short secret in the file is refused like a short variable')
+})
+
+t.test('REDIS_URL takes redis:// or rediss:// only', async (t) => {
+  const dir = tempDir(t)
+  for (const url of ['redis://localhost:6379', 'rediss://user:pass@cache.example:6380/2']) {
+    t.equal(loadConfig({ env: { REDIS_URL: url }, cwd: dir }).redisUrl, url, url)
+  }
+  for (const url of ['http://x', 'localhost:6379', 'redis://']) {
+    const error = t.throws(
+      () => loadConfig({ env: { REDIS_URL: url }, cwd: dir }),
+      ConfigError,
+      url,
+    ) as unknown as ConfigError
+    t.equal(error.variable, 'REDIS_URL', `${url} is refused`)
+  }
 })

@@ -1,11 +1,11 @@
 import t from 'tap'
-import { clientFor, openDatabase } from './data-helper.js'
+import { clientFor } from './data-helper.js'
 import { buildTestApp, cookieHeader, signup } from './helper.js'
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 
 t.test('lists: create, read, change, delete', async (t) => {
-  const { app } = await buildTestApp(t)
+  const { app, clock } = await buildTestApp(t)
   const api = clientFor(app, await signup(app))
 
   const created = await api('POST', '/lists', { title: 'Groceries' })
@@ -22,7 +22,7 @@ t.test('lists: create, read, change, delete', async (t) => {
   const withDescription = await api('POST', '/lists', { title: 'Work', description: 'Things to do at work' })
   t.equal(withDescription.json().list.description, 'Things to do at work')
 
-  await new Promise((resolve) => setTimeout(resolve, 5))
+  clock.advance(5)
   const renamed = await api('PATCH', `/lists/${list.id}`, { title: 'Food', description: 'weekly' })
   t.equal(renamed.statusCode, 200, renamed.body)
   t.match(renamed.json().list, { id: list.id, title: 'Food', description: 'weekly', createdAt: list.createdAt })
@@ -100,6 +100,9 @@ t.test('list bodies are validated strictly', async (t) => {
     ['title null', 'POST', { title: null }, 'title'],
     ['description too long', 'POST', { title: 'x', description: 'd'.repeat(2001) }, 'description'],
     ['description a number', 'POST', { title: 'x', description: 7 }, 'description'],
+    // PostgreSQL text cannot hold NUL, so both databases refuse it alike.
+    ['title with NUL', 'POST', { title: 'nul\u0000inside' }, 'title'],
+    ['description with NUL', 'POST', { title: 'x', description: 'nul\u0000inside' }, 'description'],
     ['mass assignment of userId', 'POST', { title: 'x', userId: account.userId }, 'userId'],
     ['mass assignment of id', 'POST', { title: 'x', id: 'chosen' }, 'id'],
     ['mass assignment of createdAt', 'POST', { title: 'x', createdAt: '2000-01-01T00:00:00.000Z' }, 'createdAt'],
@@ -109,6 +112,8 @@ t.test('list bodies are validated strictly', async (t) => {
     ['PATCH title too long', 'PATCH', { title: 'x'.repeat(201) }, 'title'],
     ['PATCH unknown property', 'PATCH', { title: 'x', userId: 'someone' }, 'userId'],
     ['PATCH description too long', 'PATCH', { description: 'd'.repeat(2001) }, 'description'],
+    ['PATCH title with NUL', 'PATCH', { title: '\u0000' }, 'title'],
+    ['PATCH description with NUL', 'PATCH', { description: 'nul\u0000inside' }, 'description'],
   ]
   for (const [name, method, payload, field] of rejected) {
     const response = await api(method, method === 'POST' ? '/lists' : `/lists/${list.id}`, payload)
@@ -120,7 +125,12 @@ t.test('list bodies are validated strictly', async (t) => {
       `${name} names ${field}: ${JSON.stringify(body.details)}`,
     )
   }
-  t.same((await api('GET', `/lists/${list.id}`)).json().list.title, 'ok', 'no rejected PATCH changed anything')
+  t.same((await api('GET', `/lists/${list.id}`)).json().list, list, 'no rejected PATCH changed anything')
+  t.same(
+    (await api('GET', '/lists?limit=100')).json().items.map((item: { id: string }) => item.id),
+    [list.id],
+    'no rejected POST created a list',
+  )
 
   const atLimits = await api('POST', '/lists', { title: 'x'.repeat(200), description: 'd'.repeat(2000) })
   t.equal(atLimits.statusCode, 201, 'exactly at the limits')
@@ -153,7 +163,7 @@ t.test('unicode and SQL-looking text round-trip byte for byte', async (t) => {
     'עברית RTL \u202e override',
     '中文 日本語 한국어',
     'tab\tnew\nline\r\n',
-    'nul\u0000inside',
+    'other controls \u0001\u001f\u007f',
     '  leading and trailing spaces  ',
   ]
   for (const text of texts) {
@@ -163,12 +173,25 @@ t.test('unicode and SQL-looking text round-trip byte for byte', async (t) => {
     t.equal(Buffer.compare(Buffer.from(list.description), Buffer.from(text)), 0, JSON.stringify(text))
     t.equal(list.title, text.slice(0, 200))
   }
+  // NUL is the one character refused (PostgreSQL text cannot hold it): a 400 naming the field, nothing stored.
+  for (const [field, payload] of [
+    ['title', { title: 'nul\u0000inside' }],
+    ['description', { title: 'nul', description: 'nul\u0000inside' }],
+  ] as const) {
+    const refused = await api('POST', '/lists', payload)
+    t.equal(refused.statusCode, 400, `NUL in the ${field}: ${refused.body}`)
+    t.equal(refused.json().code, 'VALIDATION_FAILED')
+    t.ok(
+      refused.json().details.some((detail: { field: string }) => detail.field === field),
+      `the refusal names ${field}: ${refused.body}`,
+    )
+  }
   const page = (await api('GET', '/lists?limit=100')).json()
-  t.equal(page.items.length, texts.length, 'the table survived')
+  t.equal(page.items.length, texts.length, 'the table survived, and no NUL text was stored')
 })
 
 t.test('deleting a list deletes its tasks, and only those', async (t) => {
-  const { app, config } = await buildTestApp(t)
+  const { app } = await buildTestApp(t)
   const api = clientFor(app, await signup(app))
   const doomed = (await api('POST', '/lists', { title: 'doomed' })).json().list
   const kept = (await api('POST', '/lists', { title: 'kept' })).json().list
@@ -183,9 +206,12 @@ t.test('deleting a list deletes its tasks, and only those', async (t) => {
     t.equal((await api('GET', `/tasks/${task.id}`)).statusCode, 404, 'task went with its list')
   t.equal((await api('GET', `/tasks/${keptTask.id}`)).statusCode, 200)
   t.equal((await api('GET', `/tasks/${looseTask.id}`)).statusCode, 200)
-  const db = openDatabase(t, config.databaseFile)
-  const remaining = db.prepare('select count(*) as n from tasks where list_id = ?').get(doomed.id) as { n: number }
-  t.equal(remaining.n, 0)
+  const remaining = await app.db
+    .selectFrom('tasks')
+    .select((eb) => eb.fn.countAll().as('n'))
+    .where('list_id', '=', doomed.id)
+    .executeTakeFirstOrThrow()
+  t.equal(Number(remaining.n), 0, 'no task row points at the deleted list')
   t.same(
     (await api('GET', '/tasks'))
       .json()

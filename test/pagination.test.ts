@@ -2,8 +2,8 @@ import t from 'tap'
 import { createList, listsPageQuery } from '../src/data/lists.js'
 import { secretsPageQuery } from '../src/data/secrets.js'
 import { tasksPageQuery } from '../src/data/tasks.js'
-import { type Client, clientFor, openDatabase } from './data-helper.js'
-import { buildTestApp, signup } from './helper.js'
+import { type Client, clientFor, planNodes, postgresPlan, sqlitePlan } from './data-helper.js'
+import { buildTestApp, onPostgres, signup } from './helper.js'
 
 interface Item {
   id: string
@@ -80,11 +80,11 @@ t.test('rows created in the same millisecond are ordered and paged by id', async
   const { app } = await buildTestApp(t)
   const account = await signup(app)
   const api = clientFor(app, account)
-  const at = Date.now() - 60_000
+  const at = app.clock.now() - 60_000
   const created: Item[] = []
-  for (let n = 0; n < 25; n++) created.push(createList(app.store, account.userId, { title: `tie ${n}` }, at))
-  const newest = createList(app.store, account.userId, { title: 'newest' }, at + 1)
-  const oldest = createList(app.store, account.userId, { title: 'oldest' }, at - 1)
+  for (let n = 0; n < 25; n++) created.push(await createList(app.db, account.userId, { title: `tie ${n}` }, at))
+  const newest = await createList(app.db, account.userId, { title: 'newest' }, at + 1)
+  const oldest = await createList(app.db, account.userId, { title: 'oldest' }, at - 1)
 
   const seen: string[] = []
   let cursor: string | null = null
@@ -184,16 +184,15 @@ t.test('tampered, forged or foreign cursors are 400, never a 500', async (t) => 
 })
 
 t.test('every page query is an ordered index range scan', async (t) => {
-  const { app, config } = await buildTestApp(t)
+  const { app } = await buildTestApp(t)
   const api = clientFor(app, await signup(app))
   const listId = (await api('POST', '/lists', { title: 'l' })).json().list.id
   for (let n = 0; n < 5; n++) {
     await api('POST', '/tasks', { title: `t${n}`, listId, completed: n % 2 === 0 })
     await api('POST', '/secrets', { message: `s${n}` })
   }
-  const db = openDatabase(t, config.databaseFile)
-  const { store } = app
-  const after = { createdAt: Date.now(), id: 'ffffffff-ffff-4fff-8fff-ffffffffffff' }
+  const { db } = app
+  const after = { createdAt: app.clock.now(), id: 'ffffffff-ffff-4fff-8fff-ffffffffffff' }
   const user = 'some-user'
 
   const queries: Array<[string, string, { sql: string; parameters: readonly unknown[] }]> = []
@@ -201,8 +200,8 @@ t.test('every page query is an ordered index range scan', async (t) => {
     ['first page', undefined],
     ['after a cursor', after],
   ] as const) {
-    queries.push([`lists, ${cursorName}`, 'lists_user_page', listsPageQuery(store, user, 20, position).compile()])
-    queries.push([`secrets, ${cursorName}`, 'secrets_user_page', secretsPageQuery(store, user, 20, position).compile()])
+    queries.push([`lists, ${cursorName}`, 'lists_user_page', listsPageQuery(db, user, 20, position).compile()])
+    queries.push([`secrets, ${cursorName}`, 'secrets_user_page', secretsPageQuery(db, user, 20, position).compile()])
     for (const [filterName, filters, index] of [
       ['no filter', {}, 'tasks_user_page'],
       ['listId', { listId }, 'tasks_user_list_page'],
@@ -212,23 +211,48 @@ t.test('every page query is an ordered index range scan', async (t) => {
       queries.push([
         `tasks by ${filterName}, ${cursorName}`,
         index,
-        tasksPageQuery(store, user, filters, 20, position).compile(),
+        tasksPageQuery(db, user, filters, 20, position).compile(),
       ])
     }
   }
   t.equal(queries.length, 12)
   for (const [name, index, compiled] of queries) {
-    const plan = db
-      .prepare(`explain query plan ${compiled.sql}`)
-      .all(...compiled.parameters)
-      .map((row) => (row as { detail: string }).detail)
-    const text = plan.join(' | ')
-    t.notOk(
-      plan.some((detail) => /^SCAN /.test(detail)),
-      `${name}: no full scan (${text})`,
-    )
-    t.notOk(/TEMP B-TREE/.test(text), `${name}: no sort step (${text})`)
-    t.match(text, new RegExp(`^SEARCH \\w+ USING (COVERING )?INDEX ${index} \\(user_id=\\?`), `${name}: ${text}`)
-    if (name.includes('cursor')) t.match(text, /\(created_at,id\)<\(\?,\?\)/, `${name}: the cursor bounds the range`)
+    if (onPostgres) {
+      const nodes = planNodes(await postgresPlan(app, compiled))
+      const text = nodes
+        .map((node) =>
+          [node['Node Type'], node['Index Name'], node['Index Cond'], node.Filter && `Filter: ${node.Filter}`]
+            .filter(Boolean)
+            .join(' '),
+        )
+        .join(' | ')
+      t.notOk(
+        nodes.some((node) => node['Node Type'] === 'Seq Scan'),
+        `${name}: no full scan (${text})`,
+      )
+      t.notOk(
+        nodes.some((node) => /Sort/.test(node['Node Type'])),
+        `${name}: no sort step (${text})`,
+      )
+      const scans = nodes.filter((node) => /^Index (Only )?Scan$/.test(node['Node Type']))
+      t.equal(scans.length, 1, `${name}: one index scan (${text})`)
+      const scan = scans[0]
+      t.equal(scan?.['Index Name'], index, `${name}: ${text}`)
+      t.equal(scan?.['Scan Direction'], 'Backward', `${name}: read newest first straight from the index (${text})`)
+      t.match(scan?.['Index Cond'], /^\(+user_id = /, `${name}: the index range starts at the user (${text})`)
+      t.notOk(scan?.Filter, `${name}: every condition bounds the index range, none filters rows after (${text})`)
+      if (name.includes('cursor'))
+        t.match(scan?.['Index Cond'], /ROW\(created_at, id\) < ROW\(/, `${name}: the cursor bounds the range (${text})`)
+    } else {
+      const plan = await sqlitePlan(app, compiled)
+      const text = plan.join(' | ')
+      t.notOk(
+        plan.some((detail) => /^SCAN /.test(detail)),
+        `${name}: no full scan (${text})`,
+      )
+      t.notOk(/TEMP B-TREE/.test(text), `${name}: no sort step (${text})`)
+      t.match(text, new RegExp(`^SEARCH \\w+ USING (COVERING )?INDEX ${index} \\(user_id=\\?`), `${name}: ${text}`)
+      if (name.includes('cursor')) t.match(text, /\(created_at,id\)<\(\?,\?\)/, `${name}: the cursor bounds the range`)
+    }
   }
 })

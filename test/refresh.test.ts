@@ -1,9 +1,14 @@
 // Refresh-token rotation, the grace window, reuse detection, expiry, AUTO_REFRESH.
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
-import { buildTestApp, cookieHeader, cookiesOf, signup, sleep } from './helper.js'
+import { buildTestApp, cookieHeader, cookiesOf, signup } from './helper.js'
 
 type SetCookie = { name: string; value: string; path?: string; maxAge?: number; sameSite?: string; expires?: Date }
+
+const SECOND = 1000
+const MINUTE = 60 * SECOND
+const HOUR = 60 * MINUTE
+const DAY = 24 * HOUR
 
 const refresh = (app: FastifyInstance, refreshCookie: string | undefined, headers: Record<string, string> = {}) =>
   app.inject({
@@ -52,7 +57,7 @@ t.test('the database never holds a refresh token in clear', async (t) => {
   const tokens = [account.cookies.refresh_token, refreshCookieOf(rotated)].map((cookie) =>
     decodeURIComponent(cookie ?? '').replace(/\.[^.]+$/, ''),
   )
-  const rows = app.store.all(app.store.db.selectFrom('refresh_tokens').selectAll())
+  const rows = await app.db.selectFrom('refresh_tokens').selectAll().execute()
   t.equal(rows.length, 2)
   const dump = JSON.stringify(rows)
   for (const token of tokens) {
@@ -62,10 +67,12 @@ t.test('the database never holds a refresh token in clear', async (t) => {
 })
 
 t.test('within the grace window a used token returns the same successor', async (t) => {
-  const { app } = await buildTestApp(t)
+  const { app, clock } = await buildTestApp(t)
   const account = await signup(app)
   const first = await refresh(app, account.cookies.refresh_token)
-  // The first response was "lost": the client retries with the old token.
+  // The first response was "lost": the client retries with the old token, half
+  // way through the default 10 s window.
+  clock.advance(5 * SECOND)
   const retry = await refresh(app, account.cookies.refresh_token)
   t.equal(first.statusCode, 200)
   t.equal(retry.statusCode, 200)
@@ -84,19 +91,19 @@ t.test('six parallel refreshes with one token all succeed with one successor', a
   )
   const successors = new Set(responses.map(refreshCookieOf))
   t.equal(successors.size, 1, 'one successor for all')
-  const sessions = app.store.all(app.store.db.selectFrom('sessions').selectAll())
+  const sessions = await app.db.selectFrom('sessions').selectAll().execute()
   t.equal(sessions.length, 1)
   t.equal(sessions[0]?.revoked_at, null, 'session still active')
-  const tokens = app.store.all(app.store.db.selectFrom('refresh_tokens').selectAll())
+  const tokens = await app.db.selectFrom('refresh_tokens').selectAll().execute()
   t.equal(tokens.length, 2, 'one rotation happened')
 })
 
 t.test('a replay after the grace window revokes the whole session', async (t) => {
-  const { app } = await buildTestApp(t, { REFRESH_REUSE_GRACE: '1s' })
+  const { app, clock } = await buildTestApp(t)
   const account = await signup(app)
   const first = await refresh(app, account.cookies.refresh_token)
   const newAccess = first.json().accessToken
-  await sleep(1300)
+  clock.advance(10 * SECOND + 1)
   const replay = await refresh(app, account.cookies.refresh_token)
   t.equal(replay.statusCode, 401)
   t.equal(replay.json().code, 'REFRESH_TOKEN_REUSED')
@@ -112,7 +119,7 @@ t.test('a replay after the grace window revokes the whole session', async (t) =>
 })
 
 t.test('a replay in one session leaves the user’s other sessions alone', async (t) => {
-  const { app } = await buildTestApp(t, { REFRESH_REUSE_GRACE: '1s' })
+  const { app, clock } = await buildTestApp(t, { REFRESH_REUSE_GRACE: '1s' })
   const account = await signup(app)
   const other = await app.inject({
     method: 'POST',
@@ -120,14 +127,14 @@ t.test('a replay in one session leaves the user’s other sessions alone', async
     payload: { email: account.email, password: account.password },
   })
   await refresh(app, account.cookies.refresh_token)
-  await sleep(1300)
+  clock.advance(SECOND + 1)
   t.equal((await refresh(app, account.cookies.refresh_token)).json().code, 'REFRESH_TOKEN_REUSED')
   const me = await app.inject({ url: '/users/me', headers: { authorization: `Bearer ${other.json().accessToken}` } })
   t.equal(me.statusCode, 200)
 })
 
 t.test('unknown, missing, tampered and expired refresh tokens', async (t) => {
-  const { app } = await buildTestApp(t, { JWT_REFRESH_TOKEN_DURATION: '1s' })
+  const { app, clock } = await buildTestApp(t)
   const account = await signup(app)
   const signed = account.cookies.refresh_token ?? ''
   const cases: Array<[string, string | undefined, string]> = [
@@ -146,7 +153,8 @@ t.test('unknown, missing, tampered and expired refresh tokens', async (t) => {
     t.equal(response.json().code, code, name)
     assertCleared(t, response)
   }
-  await sleep(1200)
+  // The default JWT_REFRESH_TOKEN_DURATION, 7 days, has passed.
+  clock.advance(7 * DAY)
   const expired = await refresh(app, signed)
   t.equal(expired.statusCode, 401)
   t.equal(expired.json().code, 'REFRESH_TOKEN_EXPIRED')
@@ -154,32 +162,31 @@ t.test('unknown, missing, tampered and expired refresh tokens', async (t) => {
 })
 
 t.test('rotation never passes the session’s absolute end (SESSION_MAX_AGE)', async (t) => {
-  const { app } = await buildTestApp(t, { SESSION_MAX_AGE: '3s', JWT_REFRESH_TOKEN_DURATION: '1h' })
+  const { app, clock } = await buildTestApp(t, { SESSION_MAX_AGE: '1h', JWT_REFRESH_TOKEN_DURATION: '1d' })
   const account = await signup(app)
-  const signupRefresh = (
+  const loginCookies = (
     await app.inject({
       method: 'POST',
       url: '/auth/login',
       payload: { email: account.email, password: account.password },
     })
   ).cookies as SetCookie[]
-  t.ok(
-    (signupRefresh.find((cookie) => cookie.name === 'refresh_token')?.maxAge ?? 99) <= 3,
-    'cookie capped at the session end',
-  )
-  await sleep(1100)
+  const loginMaxAge = loginCookies.find((cookie) => cookie.name === 'refresh_token')?.maxAge ?? 0
+  // A few seconds of slack for the real time the test takes.
+  t.ok(loginMaxAge <= 3600 && loginMaxAge > 3590, `cookie Max-Age ${loginMaxAge} capped at the session end (1h)`)
+  clock.advance(20 * MINUTE)
   const rotated = await refresh(app, account.cookies.refresh_token)
   t.equal(rotated.statusCode, 200)
-  const maxAge = (rotated.cookies as SetCookie[]).find((cookie) => cookie.name === 'refresh_token')?.maxAge ?? 99
-  t.ok(maxAge <= 2, `refresh cookie Max-Age ${maxAge} stops at the session end`)
-  await sleep(2100)
+  const maxAge = (rotated.cookies as SetCookie[]).find((cookie) => cookie.name === 'refresh_token')?.maxAge ?? 0
+  t.ok(maxAge <= 2400 && maxAge > 2390, `refresh cookie Max-Age ${maxAge} stops at the session end (40 min left)`)
+  clock.advance(40 * MINUTE)
   const late = await refresh(app, refreshCookieOf(rotated))
   t.equal(late.statusCode, 401)
   t.equal(late.json().code, 'REFRESH_TOKEN_EXPIRED')
 })
 
 t.test('AUTO_REFRESH serves a cookie request whose access token expired, with rotated cookies', async (t) => {
-  const { app } = await buildTestApp(t, { AUTO_REFRESH: 'true', JWT_ACCESS_TOKEN_DURATION: '1s' })
+  const { app, clock } = await buildTestApp(t, { AUTO_REFRESH: 'true' })
   const account = await signup(app)
   const refreshCookie = (
     (
@@ -191,7 +198,9 @@ t.test('AUTO_REFRESH serves a cookie request whose access token expired, with ro
     ).cookies as SetCookie[]
   ).find((cookie) => cookie.name === 'refresh_token')
   t.equal(refreshCookie?.path, '/', 'with AUTO_REFRESH the refresh cookie is sent everywhere')
-  await sleep(2100)
+  t.equal((await app.inject({ url: '/users/me', headers: account.bearer })).statusCode, 200, 'valid at first')
+  // Past the default JWT_ACCESS_TOKEN_DURATION (15 minutes), within the refresh token's 7 days.
+  clock.advance(15 * MINUTE + SECOND)
   const expiredAccess = await app.inject({ url: '/users/me', headers: { cookie: cookieHeader(account.cookies) } })
   t.equal(expiredAccess.statusCode, 200, 'served')
   const rotated = cookiesOf(expiredAccess)
@@ -207,10 +216,12 @@ t.test('AUTO_REFRESH serves a cookie request whose access token expired, with ro
 })
 
 t.test('without AUTO_REFRESH an expired cookie is 401 ACCESS_TOKEN_EXPIRED', async (t) => {
-  const { app } = await buildTestApp(t, { JWT_ACCESS_TOKEN_DURATION: '1s' })
+  const { app, clock } = await buildTestApp(t)
   const account = await signup(app)
-  await sleep(2100)
-  const response = await app.inject({ url: '/users/me', headers: { cookie: cookieHeader(account.cookies) } })
+  const cookie = cookieHeader(account.cookies)
+  t.equal((await app.inject({ url: '/users/me', headers: { cookie } })).statusCode, 200, 'valid at first')
+  clock.advance(15 * MINUTE + SECOND)
+  const response = await app.inject({ url: '/users/me', headers: { cookie } })
   t.equal(response.statusCode, 401)
   t.equal(response.json().code, 'ACCESS_TOKEN_EXPIRED')
 })

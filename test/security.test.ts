@@ -1,5 +1,6 @@
 // Cross-site requests, CORS, security headers, error shapes, rate limits and
 // log hygiene: contract sections 1 and 4.
+import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import {
   buildLoggedTestApp,
@@ -77,7 +78,7 @@ t.test('CSRF: login, sign-up and refresh are always checked', async (t) => {
     headers: { ...evil, cookie: cookieHeader({ refresh_token: account.cookies.refresh_token }) },
   })
   t.equal(refresh.json().code, 'CSRF_REJECTED')
-  const users = app.store.all(app.store.db.selectFrom('users').select('id'))
+  const users = await app.db.selectFrom('users').select('id').execute()
   t.equal(users.length, 1, 'no account created cross-site')
 })
 
@@ -243,53 +244,88 @@ t.test('TRUST_PROXY: X-Forwarded-For gives the client IP for limits and sessions
   t.equal((await app.inject({ url: '/health', headers: { 'x-forwarded-for': '198.51.100.2' } })).statusCode, 200)
 })
 
-t.test('failed logins per email, across IPs: then even the right password waits', async (t) => {
+const attemptLogin = (app: FastifyInstance, email: string, password: string, remoteAddress: string) =>
+  app.inject({ method: 'POST', url: '/auth/login', remoteAddress, payload: { email, password } })
+
+t.test('failed logins per email and IP: then that IP waits, even with the right password', async (t) => {
   const { app } = await buildTestApp(t, { AUTH_RATE_LIMIT_MAX: '3' })
   const account = await signup(app)
-  for (let i = 0; i < 3; i++) {
-    const response = await app.inject({
-      method: 'POST',
-      url: '/auth/login',
-      remoteAddress: `10.0.0.${i + 1}`,
-      payload: { email: account.email, password: 'wrong password' },
-    })
-    t.equal(response.statusCode, 401, `failure ${i + 1}`)
+  for (let i = 1; i <= 3; i++) {
+    t.equal((await attemptLogin(app, account.email, 'wrong password', '10.0.0.1')).statusCode, 401, `failure ${i}`)
   }
-  const blocked = await app.inject({
-    method: 'POST',
-    url: '/auth/login',
-    remoteAddress: '10.0.0.99',
-    payload: { email: account.email.toUpperCase(), password: PASSWORD },
-  })
-  t.equal(blocked.statusCode, 429, 'the right password from a new IP is refused')
+  const blocked = await attemptLogin(app, account.email.toUpperCase(), PASSWORD, '10.0.0.1')
+  t.equal(blocked.statusCode, 429, 'the right password from that IP is refused')
   t.equal(blocked.json().code, 'RATE_LIMITED')
   const retryAfter = Number(blocked.headers['retry-after'])
   t.ok(retryAfter > 0 && retryAfter <= 15 * 60, `Retry-After ${retryAfter}`)
   const otherAccount = await signup(app)
-  const unaffected = await app.inject({
-    method: 'POST',
-    url: '/auth/login',
-    payload: { email: otherAccount.email, password: PASSWORD },
-  })
-  t.equal(unaffected.statusCode, 200, 'other emails are not affected')
+  t.equal(
+    (await attemptLogin(app, otherAccount.email, PASSWORD, '10.0.0.1')).statusCode,
+    200,
+    'other emails from that IP are not affected',
+  )
+  t.equal(
+    (await attemptLogin(app, account.email, PASSWORD, '10.0.0.2')).statusCode,
+    200,
+    'the owner elsewhere is not locked out by the guesses of another IP',
+  )
 })
 
-t.test('a flood of failed logins in parallel cannot pass the limit', async (t) => {
-  const { app } = await buildTestApp(t, { AUTH_RATE_LIMIT_MAX: '5' })
+t.test('failed logins per IP, across emails: 5 x AUTH_RATE_LIMIT_MAX, then that IP waits', async (t) => {
+  const { app } = await buildTestApp(t, { AUTH_RATE_LIMIT_MAX: '2' })
   const account = await signup(app)
-  const responses = await Promise.all(
-    Array.from({ length: 20 }, (_, i) =>
-      app.inject({
-        method: 'POST',
-        url: '/auth/login',
-        remoteAddress: `10.0.1.${i}`,
-        payload: { email: account.email, password: `guess number ${i}` },
-      }),
-    ),
-  )
-  const counts: Record<number, number> = {}
-  for (const response of responses) counts[response.statusCode] = (counts[response.statusCode] ?? 0) + 1
-  t.same(counts, { 401: 5, 429: 15 }, 'exactly five guesses were checked')
+  for (let i = 1; i <= 10; i++) {
+    const response = await attemptLogin(app, uniqueEmail('stuffed'), 'wrong password', '10.0.2.1')
+    t.equal(response.statusCode, 401, `failure ${i}, another email each time`)
+  }
+  const blocked = await attemptLogin(app, account.email, PASSWORD, '10.0.2.1')
+  t.equal(blocked.statusCode, 429, 'that IP may not try even a real account with its right password')
+  t.equal(blocked.json().code, 'RATE_LIMITED')
+  t.equal((await attemptLogin(app, account.email, PASSWORD, '10.0.2.2')).statusCode, 200, 'other IPs may')
+})
+
+t.test(
+  'failed logins per email, across IPs: beyond 10 x AUTH_RATE_LIMIT_MAX the right password waits too',
+  async (t) => {
+    const { app } = await buildTestApp(t, { AUTH_RATE_LIMIT_MAX: '2' })
+    const account = await signup(app)
+    for (let i = 1; i <= 20; i++) {
+      const response = await attemptLogin(app, account.email, 'wrong password', `10.0.3.${i}`)
+      t.equal(response.statusCode, 401, `failure ${i}, from its own IP`)
+    }
+    const blocked = await attemptLogin(app, account.email, PASSWORD, '10.0.3.99')
+    t.equal(blocked.statusCode, 429, 'the right password from a new IP, without a device cookie, is refused')
+    t.equal(blocked.json().code, 'RATE_LIMITED')
+    const retryAfter = Number(blocked.headers['retry-after'])
+    t.ok(retryAfter > 0 && retryAfter <= 15 * 60, `Retry-After ${retryAfter}`)
+    const otherAccount = await signup(app)
+    t.equal(
+      (await attemptLogin(app, otherAccount.email, PASSWORD, '10.0.3.99')).statusCode,
+      200,
+      'other emails are not affected',
+    )
+  },
+)
+
+t.test('a flood of failed logins in parallel cannot pass a limit', async (t) => {
+  const scenarios: Array<{ name: string; max: number; guesses: number; ips: 'one' | 'each'; checked: number }> = [
+    { name: 'from one IP: AUTH_RATE_LIMIT_MAX per email and IP', max: 5, guesses: 20, ips: 'one', checked: 5 },
+    { name: 'from many IPs: 10 x AUTH_RATE_LIMIT_MAX per email', max: 2, guesses: 30, ips: 'each', checked: 20 },
+  ]
+  for (const { name, max, guesses, ips, checked } of scenarios) {
+    await t.test(name, async (t) => {
+      const { app } = await buildTestApp(t, { AUTH_RATE_LIMIT_MAX: String(max) })
+      const account = await signup(app)
+      const responses = await Promise.all(
+        Array.from({ length: guesses }, (_, i) =>
+          attemptLogin(app, account.email, `guess number ${i}`, ips === 'one' ? '10.0.1.1' : `10.0.1.${i + 1}`),
+        ),
+      )
+      const counts: Record<number, number> = {}
+      for (const response of responses) counts[response.statusCode] = (counts[response.statusCode] ?? 0) + 1
+      t.same(counts, { 401: checked, 429: guesses - checked }, `exactly ${checked} guesses were checked`)
+    })
+  }
 })
 
 t.test('wrong current passwords and confirmations count as failed logins', async (t) => {

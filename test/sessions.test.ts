@@ -9,7 +9,6 @@ import {
   login,
   PASSWORD,
   signup,
-  sleep,
   uniqueEmail,
 } from './helper.js'
 import { decodeJwt, forgeJwt } from './jwt.js'
@@ -142,7 +141,7 @@ t.test('logout scopes', async (t) => {
 })
 
 t.test('password confirmation: issue, use, bound to its session', async (t) => {
-  const { app, config } = await buildTestApp(t)
+  const { app, config, clock } = await buildTestApp(t)
   const account = await signup(app)
   const response = await app.inject({
     method: 'POST',
@@ -152,7 +151,7 @@ t.test('password confirmation: issue, use, bound to its session', async (t) => {
   })
   t.equal(response.statusCode, 200)
   const { passwordConfirmationToken, expiresAt } = response.json()
-  t.ok(Math.abs(Date.parse(expiresAt) - Date.now() - 5 * 60_000) < 5000, 'five minutes')
+  t.ok(Math.abs(Date.parse(expiresAt) - clock.now() - 5 * 60_000) < 5000, 'five minutes')
   const cookie = (response.cookies as Array<{ name: string; path: string; sameSite: string; maxAge: number }>).find(
     (entry) => entry.name === 'password_confirmation_token',
   )
@@ -194,7 +193,7 @@ t.test('password confirmation: issue, use, bound to its session', async (t) => {
 })
 
 t.test('password confirmation: wrong password, refresh, expiry', async (t) => {
-  const { app } = await buildTestApp(t, { JWT_PASSWORD_CONFIRMATION_TOKEN_DURATION: '2s' })
+  const { app, clock } = await buildTestApp(t)
   const account = await signup(app)
   const wrong = await app.inject({
     method: 'POST',
@@ -205,7 +204,7 @@ t.test('password confirmation: wrong password, refresh, expiry', async (t) => {
   t.equal(wrong.statusCode, 401)
   t.equal(wrong.json().code, 'INVALID_CREDENTIALS')
   const token = await confirmPassword(app, account)
-  await sleep(1000)
+  clock.advance(60_000)
   const refreshed = await app.inject({
     method: 'POST',
     url: '/auth/password-confirmation/refresh',
@@ -220,18 +219,35 @@ t.test('password confirmation: wrong password, refresh, expiry', async (t) => {
     headers: account.bearer,
   })
   t.equal(noToken.json().code, 'PASSWORD_CONFIRMATION_REQUIRED')
-  await sleep(1500)
+  // Past the first token's default lifetime (5 minutes), within the refreshed one's.
+  clock.advance(4 * 60_000 + 1000)
   const expired = await app.inject({
     method: 'DELETE',
     url: '/users/me',
     headers: { ...account.bearer, 'x-password-confirmation': token },
   })
   t.equal(expired.statusCode, 403, 'an expired confirmation is refused')
+  t.equal(expired.json().code, 'PASSWORD_CONFIRMATION_REQUIRED')
   t.equal((await app.inject({ url: '/users/me', headers: account.bearer })).statusCode, 200, 'nothing deleted')
+  const byFresh = await app.inject({
+    method: 'PATCH',
+    url: '/users/me',
+    headers: { ...account.bearer, 'x-password-confirmation': fresh },
+    payload: { displayName: 'Still confirmed' },
+  })
+  t.equal(byFresh.statusCode, 200, 'the refreshed token outlives the first')
+  clock.advance(60_000)
+  const freshExpired = await app.inject({
+    method: 'PATCH',
+    url: '/users/me',
+    headers: { ...account.bearer, 'x-password-confirmation': fresh },
+    payload: { displayName: 'Too late' },
+  })
+  t.equal(freshExpired.statusCode, 403, 'and expires in turn')
 })
 
 t.test('PATCH /users/me: email rules and strict body', async (t) => {
-  const { app } = await buildTestApp(t)
+  const { app, clock } = await buildTestApp(t)
   const account = await signup(app)
   const taken = await signup(app)
   const token = await confirmPassword(app, account)
@@ -248,6 +264,9 @@ t.test('PATCH /users/me: email rules and strict body', async (t) => {
     t.equal(response.statusCode, status, JSON.stringify(payload))
     t.equal(response.json().code, code, JSON.stringify(payload))
   }
+  const before = (await app.inject({ url: '/users/me', headers: account.bearer })).json().user
+  clock.advance(60_000)
+  const changedAt = clock.now()
   const newEmail = uniqueEmail('renamed')
   const ok = await app.inject({
     method: 'PATCH',
@@ -258,7 +277,10 @@ t.test('PATCH /users/me: email rules and strict body', async (t) => {
   t.equal(ok.statusCode, 200)
   t.equal(ok.json().user.email, newEmail)
   t.equal(ok.json().user.displayName, null)
-  t.ok(Date.parse(ok.json().user.updatedAt) >= Date.parse(ok.json().user.createdAt))
+  const updatedAt = Date.parse(ok.json().user.updatedAt)
+  t.ok(updatedAt >= changedAt && updatedAt <= clock.now(), 'updatedAt moved to the time of the change')
+  t.ok(updatedAt - Date.parse(before.updatedAt) >= 60_000, 'a minute after the previous updatedAt')
+  t.equal(ok.json().user.createdAt, before.createdAt, 'createdAt stays')
   await login(app, newEmail)
 })
 
@@ -314,7 +336,7 @@ t.test('DELETE /users/me deletes the user, its sessions, and clears cookies', as
   for (const session of [account, other]) {
     t.equal((await app.inject({ url: '/users/me', headers: session.bearer })).statusCode, 401)
   }
-  const rows = app.store.all(app.store.db.selectFrom('sessions').select('id').where('user_id', '=', account.userId))
+  const rows = await app.db.selectFrom('sessions').select('id').where('user_id', '=', account.userId).execute()
   t.equal(rows.length, 0, 'sessions deleted')
   const relogin = await app.inject({
     method: 'POST',

@@ -13,7 +13,7 @@ type SetCookie = {
 }
 
 t.test('sign-up answers 201 with the user, an access token and both cookies', async (t) => {
-  const { app } = await buildTestApp(t)
+  const { app, clock } = await buildTestApp(t)
   const email = uniqueEmail()
   const response = await app.inject({
     method: 'POST',
@@ -27,7 +27,7 @@ t.test('sign-up answers 201 with the user, an access token and both cookies', as
   t.equal(body.user.email, email)
   t.equal(body.user.displayName, 'Ada')
   t.match(body.user.createdAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
-  t.ok(Math.abs(Date.parse(body.accessTokenExpiresAt) - Date.now() - 15 * 60_000) < 5000, 'expires in 15 minutes')
+  t.ok(Math.abs(Date.parse(body.accessTokenExpiresAt) - clock.now() - 15 * 60_000) < 5000, 'expires in 15 minutes')
   t.equal(response.headers['cache-control'], 'no-store')
   t.notMatch(response.body, /refresh|argon2|password/i, 'no refresh token or hash in the body')
 
@@ -36,8 +36,17 @@ t.test('sign-up answers 201 with the user, an access token and both cookies', as
   const refresh = cookies.find((cookie) => cookie.name === 'refresh_token')
   t.match(access, { path: '/', httpOnly: true, secure: true, sameSite: 'Lax', maxAge: 900 })
   t.match(refresh, { path: '/auth', httpOnly: true, secure: true, sameSite: 'Strict', maxAge: 7 * 86400 })
-  t.not(access?.value, body.accessToken, 'the cookie is signed')
-  t.ok(access?.value.startsWith(encodeURIComponent(body.accessToken).slice(0, 20)) || access?.value.includes('.'))
+  // Signed with COOKIE_SECRET: the app's own unsigner accepts it and gives back the body's token.
+  const signed = decodeURIComponent(access?.value ?? '')
+  t.not(signed, body.accessToken, 'the cookie is not the bare token')
+  const unsigned = app.unsignCookie(signed)
+  t.equal(unsigned.valid, true, 'the cookie carries a valid signature')
+  t.equal(unsigned.value, body.accessToken, 'of the access token of the body')
+  const signature = signed.slice(signed.lastIndexOf('.') + 1)
+  const otherSignature = `${signature[0] === 'A' ? 'B' : 'A'}${signature.slice(1)}`
+  const tampered = `${signed.slice(0, signed.lastIndexOf('.') + 1)}${otherSignature}`
+  t.equal(app.unsignCookie(tampered).valid, false, 'a tampered signature is not valid')
+  t.equal(app.unsignCookie(body.accessToken).valid, false, 'the bare token is not a validly signed cookie')
 })
 
 t.test('email is trimmed and lower-cased; a taken email is 409 EMAIL_TAKEN', async (t) => {
@@ -114,7 +123,7 @@ t.test('sign-up validation: unknown properties, bad email, wrong types', async (
       `${name}: names ${field} (got ${JSON.stringify(body.details)})`,
     )
   }
-  const users = app.store.all(app.store.db.selectFrom('users').select('id'))
+  const users = await app.db.selectFrom('users').select('id').execute()
   t.equal(users.length, 0, 'nothing was created')
 })
 
@@ -176,17 +185,23 @@ t.test('login takes the same time for an unknown email as for a wrong password',
 t.test('a user who changes argon2 settings gets the hash upgraded at login', async (t) => {
   const { app, config } = await buildTestApp(t)
   const account = await signup(app)
-  const before = app.store.get(
-    app.store.db.selectFrom('users').select('password_hash').where('id', '=', account.userId),
-  )
+  const before = await app.db
+    .selectFrom('users')
+    .select('password_hash')
+    .where('id', '=', account.userId)
+    .executeTakeFirst()
   t.match(before?.password_hash, /^\$argon2id\$v=19\$m=256,p=1,t=1\$/, 'stored as argon2id')
+  // The server restarts with stronger settings (one SQLite server per file at a time).
+  await app.close()
   const { buildApp } = await import('../src/app.js')
   const stronger = await buildApp({ ...config, argon2MemoryKib: 512, argon2TimeCost: 2 })
   t.teardown(() => stronger.close())
   await login(stronger, account.email)
-  const after = stronger.store.get(
-    stronger.store.db.selectFrom('users').select('password_hash').where('id', '=', account.userId),
-  )
+  const after = await stronger.db
+    .selectFrom('users')
+    .select('password_hash')
+    .where('id', '=', account.userId)
+    .executeTakeFirst()
   t.match(after?.password_hash, /^\$argon2id\$v=19\$m=512,p=1,t=2\$/, 'rehashed with the new parameters')
   await login(stronger, account.email)
 })

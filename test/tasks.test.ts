@@ -193,6 +193,9 @@ t.test('task bodies are validated strictly (no coercion, no unknown properties)'
     ['dueAt impossible', { title: 'x', dueAt: '2027-02-30T10:00:00Z' }, 'dueAt'],
     ['dueAt as epoch number', { title: 'x', dueAt: 1767225600000 }, 'dueAt'],
     ['notes too long', { title: 'x', notes: 'n'.repeat(10001) }, 'notes'],
+    // PostgreSQL text cannot hold NUL, so both databases refuse it alike.
+    ['title with NUL', { title: 'nul\u0000inside' }, 'title'],
+    ['notes with NUL', { title: 'x', notes: 'nul\u0000inside' }, 'notes'],
     ['mass assignment of userId', { title: 'x', userId: account.userId }, 'userId'],
     ['mass assignment of createdAt', { title: 'x', createdAt: '2000-01-01T00:00:00Z' }, 'createdAt'],
   ]
@@ -223,11 +226,39 @@ t.test('task bodies are validated strictly (no coercion, no unknown properties)'
 t.test('task text round-trips byte for byte', async (t) => {
   const { app } = await buildTestApp(t)
   const api = clientFor(app, await signup(app))
-  for (const text of ["'; DELETE FROM tasks WHERE '1'='1", '🧪 e\u0301 \u00e9 \u202e', 'line\nbreak\u0000nul']) {
-    const { task } = (await api('POST', '/tasks', { title: text, notes: text })).json()
-    const read = (await api('GET', `/tasks/${task.id}`)).json().task
-    t.equal(Buffer.compare(Buffer.from(read.title), Buffer.from(text)), 0)
-    t.equal(Buffer.compare(Buffer.from(read.notes), Buffer.from(text)), 0)
+  const texts = ["'; DELETE FROM tasks WHERE '1'='1", '🧪 e\u0301 \u00e9 \u202e', 'line\nbreak\u0001\u007f controls']
+  for (const text of texts) {
+    const created = await api('POST', '/tasks', { title: text, notes: text })
+    t.equal(created.statusCode, 201, created.body)
+    const read = (await api('GET', `/tasks/${created.json().task.id}`)).json().task
+    t.equal(Buffer.compare(Buffer.from(read.title), Buffer.from(text)), 0, JSON.stringify(text))
+    t.equal(Buffer.compare(Buffer.from(read.notes), Buffer.from(text)), 0, JSON.stringify(text))
   }
-  t.equal((await api('GET', '/tasks')).json().items.length, 3)
+
+  // NUL is the one character refused (PostgreSQL text cannot hold it): a 400 naming the field, nothing stored.
+  const nul = 'line\nbreak\u0000nul'
+  const { task } = (await api('POST', '/tasks', { title: 'kept', notes: 'kept' })).json()
+  for (const [field, payload] of [
+    ['title', { title: nul }],
+    ['notes', { title: 'fine', notes: nul }],
+  ] as const) {
+    for (const [method, url] of [
+      ['POST', '/tasks'],
+      ['PATCH', `/tasks/${task.id}`],
+    ] as const) {
+      const refused = await api(method, url, payload)
+      t.equal(refused.statusCode, 400, `${method} NUL in the ${field}: ${refused.body}`)
+      t.equal(refused.json().code, 'VALIDATION_FAILED')
+      t.ok(
+        refused.json().details.some((detail: { field: string }) => detail.field === field),
+        `${method}: the refusal names ${field}: ${refused.body}`,
+      )
+    }
+  }
+  t.match(
+    (await api('GET', `/tasks/${task.id}`)).json().task,
+    { title: 'kept', notes: 'kept' },
+    'no PATCH went through',
+  )
+  t.equal((await api('GET', '/tasks')).json().items.length, texts.length + 1, 'no NUL text created a task')
 })

@@ -7,7 +7,7 @@ import { errorResponses, IdParams } from '../../src/schemas.js'
 import { CreateListBody, ListEnvelope, ListPage, ListPageQuery, UpdateListBody } from './schema.js'
 
 const listRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { store, keys } = fastify
+  const { db, keys, clock } = fastify
 
   fastify.get(
     '/',
@@ -20,7 +20,7 @@ const listRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         response: { 200: ListPage, ...errorResponses(400) },
       },
     },
-    async (request) => pageLists(store, keys, request.auth.userId, request.query),
+    async (request) => pageLists(db, keys, request.auth.userId, request.query),
   )
 
   fastify.post(
@@ -34,7 +34,7 @@ const listRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request, reply) => {
-      const list = createList(store, request.auth.userId, request.body, Date.now())
+      const list = await createList(db, request.auth.userId, request.body, clock.now())
       return reply.code(201).send({ list })
     },
   )
@@ -50,7 +50,7 @@ const listRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request) => {
-      const list = findList(store, request.auth.userId, request.params.id)
+      const list = await findList(db, request.auth.userId, request.params.id)
       if (!list) throw notFound('List')
       return { list }
     },
@@ -69,7 +69,7 @@ const listRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request) => {
-      const list = updateList(store, request.auth.userId, request.params.id, request.body, Date.now())
+      const list = await updateList(db, request.auth.userId, request.params.id, request.body, clock.now())
       if (!list) throw notFound('List')
       return { list }
     },
@@ -86,7 +86,7 @@ const listRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request, reply) => {
-      if (!deleteList(store, request.auth.userId, request.params.id)) throw notFound('List')
+      if (!(await deleteList(db, request.auth.userId, request.params.id))) throw notFound('List')
       return reply.code(204).send(null)
     },
   )

@@ -1,9 +1,9 @@
 // Schemas of the /lists routes.
 import { Type } from '@sinclair/typebox'
-import { IsoDateTime, Nullable, PageQuery, pageOf } from '../../src/schemas.js'
+import { IsoDateTime, Nullable, PageQuery, pageOf, Text } from '../../src/schemas.js'
 
-const Title = Type.String({ minLength: 1, maxLength: 200 })
-const Description = Nullable(Type.String({ maxLength: 2000 }), { description: 'Up to 2000 characters; null clears it' })
+const Title = Text({ minLength: 1, maxLength: 200 })
+const Description = Nullable(Text({ maxLength: 2000 }), { description: 'Up to 2000 characters; null clears it' })
 
 export const ListSchema = Type.Object(
   {

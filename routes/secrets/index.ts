@@ -9,7 +9,7 @@ import { errorResponses, IdParams } from '../../src/schemas.js'
 import { CreateSecretBody, SecretEnvelope, SecretPage, SecretPageQuery, UpdateSecretBody } from './schema.js'
 
 const secretRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { store, keys } = fastify
+  const { db, keys, clock } = fastify
 
   fastify.get(
     '/',
@@ -22,7 +22,7 @@ const secretRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         response: { 200: SecretPage, ...errorResponses(400, 500) },
       },
     },
-    async (request) => pageSecrets(store, keys, request.auth.userId, request.query),
+    async (request) => pageSecrets(db, keys, request.auth.userId, request.query),
   )
 
   fastify.post(
@@ -37,7 +37,7 @@ const secretRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request, reply) => {
-      const secret = createSecret(store, keys, request.auth.userId, request.body, Date.now())
+      const secret = await createSecret(db, keys, request.auth.userId, request.body, clock.now())
       return reply.code(201).send({ secret })
     },
   )
@@ -53,7 +53,7 @@ const secretRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request) => {
-      const secret = findSecret(store, keys, request.auth.userId, request.params.id)
+      const secret = await findSecret(db, keys, request.auth.userId, request.params.id)
       if (!secret) throw notFound('Secret')
       return { secret }
     },
@@ -72,7 +72,7 @@ const secretRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request) => {
-      const secret = updateSecret(store, keys, request.auth.userId, request.params.id, request.body, Date.now())
+      const secret = await updateSecret(db, keys, request.auth.userId, request.params.id, request.body, clock.now())
       if (!secret) throw notFound('Secret')
       return { secret }
     },
@@ -89,7 +89,7 @@ const secretRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request, reply) => {
-      if (!deleteSecret(store, request.auth.userId, request.params.id)) throw notFound('Secret')
+      if (!(await deleteSecret(db, request.auth.userId, request.params.id))) throw notFound('Secret')
       return reply.code(204).send(null)
     },
   )

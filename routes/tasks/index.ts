@@ -8,7 +8,7 @@ import { errorResponses, IdParams } from '../../src/schemas.js'
 import { CreateTaskBody, TaskEnvelope, TaskPage, TaskPageQuery, UpdateTaskBody } from './schema.js'
 
 const taskRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { store, keys } = fastify
+  const { db, keys, clock } = fastify
 
   fastify.get(
     '/',
@@ -24,7 +24,7 @@ const taskRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (request) => {
       const { limit, cursor, listId, completed } = request.query
-      return pageTasks(store, keys, request.auth.userId, { listId, completed }, { limit, cursor })
+      return pageTasks(db, keys, request.auth.userId, { listId, completed }, { limit, cursor })
     },
   )
 
@@ -39,7 +39,7 @@ const taskRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request, reply) => {
-      const task = createTask(store, request.auth.userId, request.body, Date.now())
+      const task = await createTask(db, request.auth.userId, request.body, clock.now())
       return reply.code(201).send({ task })
     },
   )
@@ -55,7 +55,7 @@ const taskRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request) => {
-      const task = findTask(store, request.auth.userId, request.params.id)
+      const task = await findTask(db, request.auth.userId, request.params.id)
       if (!task) throw notFound('Task')
       return { task }
     },
@@ -74,7 +74,7 @@ const taskRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request) => {
-      const task = updateTask(store, request.auth.userId, request.params.id, request.body, Date.now())
+      const task = await updateTask(db, request.auth.userId, request.params.id, request.body, clock.now())
       if (!task) throw notFound('Task')
       return { task }
     },
@@ -91,7 +91,7 @@ const taskRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request, reply) => {
-      if (!deleteTask(store, request.auth.userId, request.params.id)) throw notFound('Task')
+      if (!(await deleteTask(db, request.auth.userId, request.params.id))) throw notFound('Task')
       return reply.code(204).send(null)
     },
   )

@@ -1,14 +1,14 @@
 // Schemas of the /tasks routes.
 import { Type } from '@sinclair/typebox'
-import { Id, IsoDateTime, Nullable, PageQuery, pageOf } from '../../src/schemas.js'
+import { Id, IsoDateTime, Nullable, PageQuery, pageOf, Text } from '../../src/schemas.js'
 
-const Title = Type.String({ minLength: 1, maxLength: 500 })
+const Title = Text({ minLength: 1, maxLength: 500 })
 const Completed = Type.Boolean()
 const ListId = Nullable(Id, { description: 'One of your lists (else 400 INVALID_LIST); null for none' })
 const DueAt = Nullable(Type.String({ format: 'date-time', maxLength: 64 }), {
   description: 'ISO 8601 date-time with a time zone; null for none',
 })
-const Notes = Nullable(Type.String({ maxLength: 10000 }), { description: 'Up to 10000 characters' })
+const Notes = Nullable(Text({ maxLength: 10000 }), { description: 'Up to 10000 characters' })
 
 export const TaskSchema = Type.Object(
   {

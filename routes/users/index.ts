@@ -2,17 +2,9 @@
 // change the password, delete it.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { passwordWeakness } from '../../src/auth/passwords.js'
-import { revokeUserSessions } from '../../src/auth/sessions.js'
-import {
-  deleteUser,
-  findUserById,
-  normalizeEmail,
-  setPasswordHash,
-  toPublicUser,
-  updateUserProfile,
-} from '../../src/auth/users.js'
-import { invalidCredentials, loginThrottled, notFound, weakPassword } from '../../src/errors.js'
+import { changePassword } from '../../src/auth/flows/change-password.js'
+import { deleteUser, normalizeEmail, toPublicUser, updateUserProfile } from '../../src/auth/users.js'
+import { notFound } from '../../src/errors.js'
 import {
   DisplayNameSchema,
   EmailSchema,
@@ -26,7 +18,7 @@ import {
 const UserEnvelope = Type.Object({ user: UserSchema }, { title: 'UserEnvelope' })
 
 const userRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { store, passwords, loginThrottle, tokens } = fastify
+  const { db, clock, flows, tokens } = fastify
 
   fastify.get(
     '/me',
@@ -55,14 +47,14 @@ const userRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       preHandler: fastify.requirePasswordConfirmation,
     },
     async (request) => {
-      const user = updateUserProfile(
-        store,
+      const user = await updateUserProfile(
+        db,
         request.auth.userId,
         {
           email: request.body.email === undefined ? undefined : normalizeEmail(request.body.email),
           displayName: request.body.displayName,
         },
-        Date.now(),
+        clock.now(),
       )
       if (!user) throw notFound('User')
       return { user: toPublicUser(user) }
@@ -92,22 +84,8 @@ const userRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request, reply) => {
-      const { userId, sessionId, user: account } = request.auth
-      const wait = await loginThrottle.attempt(account.email)
-      if (wait > 0) throw loginThrottled(wait)
-      const user = findUserById(store, userId)
-      if (!user || !(await passwords.verify(user.password_hash, request.body.currentPassword))) {
-        throw invalidCredentials()
-      }
-      await loginThrottle.succeeded(account.email)
-      const weakness = await passwordWeakness(request.body.newPassword)
-      if (weakness) throw weakPassword('newPassword', weakness)
-      const passwordHash = await passwords.hash(request.body.newPassword)
-      const at = Date.now()
-      store.transaction(() => {
-        setPasswordHash(store, userId, passwordHash, at)
-        revokeUserSessions(store, userId, sessionId, at)
-      })
+      const { userId, sessionId, user } = request.auth
+      await changePassword(flows, { userId, sessionId, email: user.email, ip: request.ip }, request.body)
       request.log.info({ userId }, 'password changed; other sessions revoked')
       return reply.code(204).send(null)
     },
@@ -127,7 +105,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       preHandler: fastify.requirePasswordConfirmation,
     },
     async (request, reply) => {
-      deleteUser(store, request.auth.userId)
+      await deleteUser(db, request.auth.userId)
       request.log.info({ userId: request.auth.userId }, 'account deleted')
       tokens.clearCookies(reply)
       return reply.code(204).send(null)

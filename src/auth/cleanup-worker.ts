@@ -3,12 +3,12 @@
 // one result posted back, then the connection is closed and the thread ends. It
 // stops after the current batch once its shared state says `stopping`.
 import { parentPort, workerData } from 'node:worker_threads'
-import { openStore } from '../db/connection.js'
+import { openDatabase } from '../db/dialect.js'
 import { type CleanupJob, type CleanupResult, CleanupState, cleanupSessions } from './cleanup.js'
 
 if (!parentPort) throw new Error('cleanup-worker runs in a worker thread (startCleanupWorker)')
 const port = parentPort
-const { file, at, batchSize, state: buffer } = workerData as CleanupJob
+const { file, busyTimeoutMs, at, batchSize, state: buffer } = workerData as CleanupJob
 const state = new Int32Array(buffer)
 const stopRequested = () => Atomics.load(state, 0) === CleanupState.stopping
 
@@ -17,12 +17,12 @@ async function run(): Promise<CleanupResult> {
   if (Atomics.compareExchange(state, 0, CleanupState.loading, CleanupState.running) !== CleanupState.loading) {
     return { deleted: 0, stopped: true }
   }
-  const store = openStore(file)
+  const database = openDatabase({ kind: 'sqlite', file, busyTimeoutMs })
   try {
-    const deleted = await cleanupSessions(store, at, batchSize, stopRequested)
+    const deleted = await cleanupSessions(database.db, at, batchSize, stopRequested)
     return { deleted, stopped: stopRequested() }
   } finally {
-    await store.close()
+    await database.close()
   }
 }
 

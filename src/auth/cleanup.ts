@@ -5,7 +5,8 @@
 // `latchkey cleanup`, a one-shot command, runs the same loop in its own thread.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Worker } from 'node:worker_threads'
-import type { Store } from '../db/connection.js'
+import type { Kysely } from 'kysely'
+import type { Database } from '../db/database.js'
 import { cleanupWorkerScript } from './cleanup-worker-script.js'
 import { deleteEndedSessionsBatch } from './sessions.js'
 
@@ -29,7 +30,7 @@ const STOP_GRACE_MS = 5_000
  * `stopRequested()` says so. Returns the rows deleted.
  */
 export async function cleanupSessions(
-  store: Store,
+  db: Kysely<Database>,
   at: number,
   batchSize = CLEANUP_BATCH_SIZE,
   stopRequested: () => boolean = () => false,
@@ -37,7 +38,7 @@ export async function cleanupSessions(
   let deleted = 0
   while (!stopRequested()) {
     const started = performance.now()
-    const batch = deleteEndedSessionsBatch(store, at, batchSize)
+    const batch = await deleteEndedSessionsBatch(db, at, batchSize)
     if (batch === 0) break
     deleted += batch
     await sleep(performance.now() - started)
@@ -55,6 +56,7 @@ export const CleanupState = { loading: 0, running: 1, stopping: 2 } as const
 /** What the worker thread is given. */
 export interface CleanupJob {
   file: string
+  busyTimeoutMs: number
   at: number
   batchSize: number
   /** An Int32Array's buffer holding a CleanupState. */
@@ -75,12 +77,16 @@ export interface CleanupRun {
   stop(): Promise<void>
 }
 
-/** Runs `cleanupSessions` on the database `file` in a new worker thread. */
-export function startCleanupWorker(file: string, at: number, batchSize = CLEANUP_BATCH_SIZE): CleanupRun {
+/** Runs `cleanupSessions` on the SQLite file in a new worker thread. */
+export function startCleanupWorker(
+  database: { file: string; busyTimeoutMs: number },
+  at: number,
+  batchSize = CLEANUP_BATCH_SIZE,
+): CleanupRun {
   const script = cleanupWorkerScript()
   const shared = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT)
   const state = new Int32Array(shared)
-  const job: CleanupJob = { file, at, batchSize, state: shared }
+  const job: CleanupJob = { file: database.file, busyTimeoutMs: database.busyTimeoutMs, at, batchSize, state: shared }
   const worker = new Worker(script.code, { eval: true, workerData: { ...script.workerData, ...job } })
   let result: CleanupResult | undefined
   let failure: unknown

@@ -2,6 +2,7 @@
 // that takes the same time whether or not the account exists.
 import argon2 from 'argon2'
 import pLimit from 'p-limit'
+import { AppError } from '../errors.js'
 
 export const PASSWORD_MIN_LENGTH = 8
 export const PASSWORD_MAX_LENGTH = 256
@@ -35,7 +36,12 @@ export interface PasswordHasherOptions {
   parallelism: number
   /** Hashes computed at once; more wait in line rather than crowd the thread pool. */
   concurrency: number
+  /** Hashes that may wait in line; beyond it a request is refused at once (503 SERVER_BUSY). */
+  queueMax: number
 }
+
+/** Seconds a refused client is asked to wait: about the time the line takes to drain. */
+const BUSY_RETRY_AFTER_SECONDS = 1
 
 export interface PasswordHasher {
   hash(password: string): Promise<string>
@@ -58,17 +64,28 @@ export function createPasswordHasher(options: PasswordHasherOptions): PasswordHa
     parallelism: options.parallelism,
   }
   const limit = pLimit(options.concurrency)
-  const hash = (password: string) => limit(() => argon2.hash(password, params))
+  // A bounded line: one address sending long passwords cannot make every login wait without end.
+  const queued = <T>(work: () => Promise<T>): Promise<T> => {
+    if (limit.pendingCount >= options.queueMax) {
+      return Promise.reject(
+        new AppError(503, 'SERVER_BUSY', 'Too many password checks are waiting; retry shortly', undefined, {
+          'Retry-After': String(BUSY_RETRY_AFTER_SECONDS),
+        }),
+      )
+    }
+    return limit(work)
+  }
+  const hash = (password: string) => queued(() => argon2.hash(password, params))
   // Made in the background as soon as the server listens (prepare), so that the
   // first unknown-email login is no slower than a wrong password, which would be
   // a timing tell; not earlier, where it would compete with start-up for a core.
   let dummy: Promise<string> | undefined
   const dummyHash = () => {
-    dummy ??= hash('latchkey dummy password for unknown accounts')
+    dummy ??= limit(() => argon2.hash('latchkey dummy password for unknown accounts', params))
     return dummy
   }
   const verifyWith = (stored: string, password: string) =>
-    limit(async () => {
+    queued(async () => {
       try {
         return await argon2.verify(stored, password)
       } catch {

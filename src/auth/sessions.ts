@@ -5,17 +5,21 @@
 // retry within the grace window receive the very same successor, while the
 // database still holds no token in clear.
 import { createHmac, randomBytes, randomUUID } from 'node:crypto'
-import type { Store } from '../db/connection.js'
-import type { SessionRow } from '../db/schema.js'
+import type { Kysely } from 'kysely'
+import type { Database, SessionRow } from '../db/database.js'
 import { toIso } from '../time.js'
 import type { Keys } from './keys.js'
 import type { UserRecord } from './users.js'
+
+type Db = Kysely<Database>
 
 export interface SessionPolicy {
   /** All in seconds. */
   refreshTokenTtl: number
   sessionMaxAge: number
   refreshReuseGrace: number
+  /** Active sessions a user may have; a new sign-in beyond it ends the least recently used. */
+  maxSessionsPerUser: number
 }
 
 export interface IssuedRefreshToken {
@@ -33,13 +37,13 @@ const hashToken = (keys: Keys, token: string) =>
 const successorOf = (keys: Keys, token: string) =>
   createHmac('sha256', keys.refreshTokenSuccessor).update(token).digest('base64url')
 
-export function createSession(
-  store: Store,
+export async function createSession(
+  db: Db,
   keys: Keys,
   policy: SessionPolicy,
   input: { userId: string; userAgent: string | null; ip: string | null },
   at: number,
-): { session: SessionRow; refreshToken: IssuedRefreshToken } {
+): Promise<{ session: SessionRow; refreshToken: IssuedRefreshToken }> {
   const absoluteEnd = at + policy.sessionMaxAge * 1000
   const token = randomBytes(32).toString('base64url')
   const expiresAt = Math.min(at + policy.refreshTokenTtl * 1000, absoluteEnd)
@@ -54,19 +58,37 @@ export function createSession(
     user_agent: input.userAgent,
     ip: input.ip,
   }
-  store.transaction(() => {
-    store.run(store.db.insertInto('sessions').values(session))
-    store.run(
-      store.db.insertInto('refresh_tokens').values({
+  await db.transaction().execute(async (trx) => {
+    await trx.insertInto('sessions').values(session).execute()
+    await trx
+      .insertInto('refresh_tokens')
+      .values({
         token_hash: hashToken(keys, token),
         session_id: session.id,
         created_at: at,
         expires_at: expiresAt,
         used_at: null,
-      }),
-    )
+      })
+      .execute()
+    await endSessionsBeyondCap(trx, input.userId, policy.maxSessionsPerUser, at)
   })
   return { session, refreshToken: { token, expiresAt } }
+}
+
+/** Revokes the user's least recently used active sessions beyond `max` (the newest sign-in counts as used now). */
+async function endSessionsBeyondCap(db: Db, userId: string, max: number, at: number): Promise<void> {
+  const active = await db
+    .selectFrom('sessions')
+    .select('id')
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null)
+    .where('expires_at', '>', at)
+    .orderBy('last_used_at', 'desc')
+    .orderBy('created_at', 'desc')
+    .execute()
+  const beyond = active.slice(max).map((row) => row.id)
+  if (beyond.length === 0) return
+  await db.updateTable('sessions').set({ revoked_at: at }).where('id', 'in', beyond).execute()
 }
 
 export type RotationResult =
@@ -74,28 +96,30 @@ export type RotationResult =
   | { ok: false; reason: 'invalid' | 'expired' | 'reused' }
 
 /**
- * Rotates a refresh token. One synchronous transaction, so concurrent refreshes
- * with one token see each other's writes: the first rotates, the others (within
- * the grace window) receive the same successor.
+ * Rotates a refresh token, in one transaction that locks the token's row and
+ * its session's (FOR UPDATE on PostgreSQL; SQLite's IMMEDIATE transaction holds
+ * the one write lock), so concurrent refreshes of one token, on any instance,
+ * run one after the other: the first rotates, the others (within the grace
+ * window) receive the same successor, re-derived, and no second chain is made.
  */
-export function rotateRefreshToken(
-  store: Store,
+export async function rotateRefreshToken(
+  db: Db,
   keys: Keys,
   policy: SessionPolicy,
   token: string,
   at: number,
-): RotationResult {
+): Promise<RotationResult> {
   if (!REFRESH_TOKEN_PATTERN.test(token)) return { ok: false, reason: 'invalid' }
   const presentedHash = hashToken(keys, token)
-  return store.transaction((): RotationResult => {
-    const row = store.get(
-      store.db
-        .selectFrom('refresh_tokens')
-        .innerJoin('sessions', 'sessions.id', 'refresh_tokens.session_id')
-        .selectAll('sessions')
-        .select(['refresh_tokens.expires_at as token_expires_at', 'refresh_tokens.used_at as token_used_at'])
-        .where('refresh_tokens.token_hash', '=', presentedHash),
-    )
+  return db.transaction().execute(async (trx): Promise<RotationResult> => {
+    const row = await trx
+      .selectFrom('refresh_tokens')
+      .innerJoin('sessions', 'sessions.id', 'refresh_tokens.session_id')
+      .selectAll('sessions')
+      .select(['refresh_tokens.expires_at as token_expires_at', 'refresh_tokens.used_at as token_used_at'])
+      .where('refresh_tokens.token_hash', '=', presentedHash)
+      .forUpdate()
+      .executeTakeFirst()
     if (!row || row.revoked_at !== null) return { ok: false, reason: 'invalid' }
     const { token_expires_at: tokenExpiresAt, token_used_at: tokenUsedAt, ...session } = row
     if (tokenExpiresAt <= at || session.absolute_expires_at <= at) return { ok: false, reason: 'expired' }
@@ -105,30 +129,35 @@ export function rotateRefreshToken(
       if (at - tokenUsedAt > policy.refreshReuseGrace * 1000) {
         // A rotated token came back after the grace window: it was stolen, or
         // the client is broken. Either way the session can no longer be trusted.
-        store.run(store.db.updateTable('sessions').set({ revoked_at: at }).where('id', '=', session.id))
+        await trx.updateTable('sessions').set({ revoked_at: at }).where('id', '=', session.id).execute()
         return { ok: false, reason: 'reused' }
       }
-      const issued = store.get(
-        store.db.selectFrom('refresh_tokens').select('expires_at').where('token_hash', '=', hashToken(keys, successor)),
-      )
+      const issued = await trx
+        .selectFrom('refresh_tokens')
+        .select('expires_at')
+        .where('token_hash', '=', hashToken(keys, successor))
+        .executeTakeFirst()
       if (!issued) return { ok: false, reason: 'invalid' }
       return { ok: true, session, refreshToken: { token: successor, expiresAt: issued.expires_at } }
     }
 
     const expiresAt = Math.min(at + policy.refreshTokenTtl * 1000, session.absolute_expires_at)
-    store.run(store.db.updateTable('refresh_tokens').set({ used_at: at }).where('token_hash', '=', presentedHash))
-    store.run(
-      store.db.insertInto('refresh_tokens').values({
+    await trx.updateTable('refresh_tokens').set({ used_at: at }).where('token_hash', '=', presentedHash).execute()
+    await trx
+      .insertInto('refresh_tokens')
+      .values({
         token_hash: hashToken(keys, successor),
         session_id: session.id,
         created_at: at,
         expires_at: expiresAt,
         used_at: null,
-      }),
-    )
-    store.run(
-      store.db.updateTable('sessions').set({ expires_at: expiresAt, last_used_at: at }).where('id', '=', session.id),
-    )
+      })
+      .execute()
+    await trx
+      .updateTable('sessions')
+      .set({ expires_at: expiresAt, last_used_at: at })
+      .where('id', '=', session.id)
+      .execute()
     return {
       ok: true,
       session: { ...session, expires_at: expiresAt, last_used_at: at },
@@ -141,23 +170,22 @@ export function rotateRefreshToken(
  * The session a refresh token belongs to, if the token is current (unused, or
  * used within the grace window) and its session active. Used by logout.
  */
-export function findSessionByRefreshToken(
-  store: Store,
+export async function findSessionByRefreshToken(
+  db: Db,
   keys: Keys,
   policy: SessionPolicy,
   token: string,
   at: number,
   options: { allowUsed: boolean },
-): SessionRow | undefined {
+): Promise<SessionRow | undefined> {
   if (!REFRESH_TOKEN_PATTERN.test(token)) return undefined
-  const row = store.get(
-    store.db
-      .selectFrom('refresh_tokens')
-      .innerJoin('sessions', 'sessions.id', 'refresh_tokens.session_id')
-      .selectAll('sessions')
-      .select(['refresh_tokens.expires_at as token_expires_at', 'refresh_tokens.used_at as token_used_at'])
-      .where('refresh_tokens.token_hash', '=', hashToken(keys, token)),
-  )
+  const row = await db
+    .selectFrom('refresh_tokens')
+    .innerJoin('sessions', 'sessions.id', 'refresh_tokens.session_id')
+    .selectAll('sessions')
+    .select(['refresh_tokens.expires_at as token_expires_at', 'refresh_tokens.used_at as token_used_at'])
+    .where('refresh_tokens.token_hash', '=', hashToken(keys, token))
+    .executeTakeFirst()
   if (!row || row.revoked_at !== null || row.expires_at <= at || row.token_expires_at <= at) return undefined
   const { token_expires_at: _, token_used_at: usedAt, ...session } = row
   if (usedAt !== null && !options.allowUsed && at - usedAt > policy.refreshReuseGrace * 1000) return undefined
@@ -170,26 +198,15 @@ export interface AuthenticatedSession {
   user: UserRecord
 }
 
-/** The values `createSessionLookup` reads, in the order of its select list. */
-type SessionLookupValues = [
-  sessionId: string,
-  lastUsedAt: number,
-  expiresAt: number,
-  revokedAt: number | null,
-  userId: string,
-  email: string,
-  displayName: string | null,
-  createdAt: number,
-  updatedAt: number,
-]
-
 /**
  * The per-request check: the session of an access token, with its user, if the
- * session is still active. One primary-key lookup on a statement compiled once,
- * read as values rather than a row object (`Store.values`).
+ * session is still active. One primary-key lookup, compiled once and run with
+ * the session id as its only parameter.
  */
-export function createSessionLookup(store: Store): (sessionId: string, at: number) => AuthenticatedSession | undefined {
-  const query = store.db
+export function createSessionLookup(
+  db: Db,
+): (sessionId: string, at: number) => Promise<AuthenticatedSession | undefined> {
+  const query = db
     .selectFrom('sessions')
     .innerJoin('users', 'users.id', 'sessions.user_id')
     .select([
@@ -204,24 +221,30 @@ export function createSessionLookup(store: Store): (sessionId: string, at: numbe
       'users.updated_at',
     ])
     .where('sessions.id', '=', '')
-    .compile()
-  return (sessionId, at) => {
-    const values = store.values(query, [sessionId]) as SessionLookupValues | undefined
-    if (!values) return undefined
-    const [id, lastUsedAt, expiresAt, revokedAt, userId, email, displayName, createdAt, updatedAt] = values
-    if (revokedAt !== null || expiresAt <= at) return undefined
+  const compiled = query.compile()
+  type Row = NonNullable<Awaited<ReturnType<typeof query.executeTakeFirst>>>
+  return async (sessionId, at) => {
+    const { rows } = await db.executeQuery<Row>({ ...compiled, parameters: [sessionId] })
+    const row = rows[0]
+    if (!row || row.revoked_at !== null || row.expires_at <= at) return undefined
     return {
-      sessionId: id,
-      lastUsedAt,
-      user: { id: userId, email, display_name: displayName, created_at: createdAt, updated_at: updatedAt },
+      sessionId: row.session_id,
+      lastUsedAt: row.last_used_at,
+      user: {
+        id: row.id,
+        email: row.email,
+        display_name: row.display_name,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+      },
     }
   }
 }
 
 /** Records activity, at most once a minute per session so reads stay reads. */
-export function touchSession(store: Store, session: AuthenticatedSession, at: number): void {
+export async function touchSession(db: Db, session: AuthenticatedSession, at: number): Promise<void> {
   if (at - session.lastUsedAt < LAST_USED_RESOLUTION_MS) return
-  store.run(store.db.updateTable('sessions').set({ last_used_at: at }).where('id', '=', session.sessionId))
+  await db.updateTable('sessions').set({ last_used_at: at }).where('id', '=', session.sessionId).execute()
 }
 
 export interface SessionView {
@@ -234,17 +257,21 @@ export interface SessionView {
   current: boolean
 }
 
-export function listActiveSessions(store: Store, userId: string, currentSessionId: string, at: number): SessionView[] {
-  const rows = store.all(
-    store.db
-      .selectFrom('sessions')
-      .selectAll()
-      .where('user_id', '=', userId)
-      .where('revoked_at', 'is', null)
-      .where('expires_at', '>', at)
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc'),
-  )
+export async function listActiveSessions(
+  db: Db,
+  userId: string,
+  currentSessionId: string,
+  at: number,
+): Promise<SessionView[]> {
+  const rows = await db
+    .selectFrom('sessions')
+    .selectAll()
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null)
+    .where('expires_at', '>', at)
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .execute()
   return rows.map((row) => ({
     id: row.id,
     createdAt: toIso(row.created_at),
@@ -257,29 +284,44 @@ export function listActiveSessions(store: Store, userId: string, currentSessionI
 }
 
 /** Revokes one active session of the user; false if there is none with that id. */
-export function revokeSession(store: Store, userId: string, sessionId: string, at: number): boolean {
-  return (
-    store.run(
-      store.db
-        .updateTable('sessions')
-        .set({ revoked_at: at })
-        .where('id', '=', sessionId)
-        .where('user_id', '=', userId)
-        .where('revoked_at', 'is', null)
-        .where('expires_at', '>', at),
-    ) > 0
-  )
+export async function revokeSession(db: Db, userId: string, sessionId: string, at: number): Promise<boolean> {
+  const result = await db
+    .updateTable('sessions')
+    .set({ revoked_at: at })
+    .where('id', '=', sessionId)
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null)
+    .where('expires_at', '>', at)
+    .executeTakeFirst()
+  return result.numUpdatedRows > 0n
 }
 
 /** Revokes every active session of the user except `keepSessionId` (all of them if null). */
-export function revokeUserSessions(store: Store, userId: string, keepSessionId: string | null, at: number): number {
-  let query = store.db
+export async function revokeUserSessions(
+  db: Db,
+  userId: string,
+  keepSessionId: string | null,
+  at: number,
+): Promise<number> {
+  let query = db
     .updateTable('sessions')
     .set({ revoked_at: at })
     .where('user_id', '=', userId)
     .where('revoked_at', 'is', null)
   if (keepSessionId !== null) query = query.where('id', '!=', keepSessionId)
-  return store.run(query)
+  const result = await query.executeTakeFirst()
+  return Number(result.numUpdatedRows)
+}
+
+/** Logout: ends the caller's session (`current`), the user's other sessions, or all of them. */
+export async function endSessions(
+  db: Db,
+  caller: { userId: string; sessionId: string },
+  scope: 'current' | 'others' | 'all',
+  at: number,
+): Promise<void> {
+  if (scope === 'current') await revokeSession(db, caller.userId, caller.sessionId, at)
+  else await revokeUserSessions(db, caller.userId, scope === 'others' ? caller.sessionId : null, at)
 }
 
 /**
@@ -287,15 +329,11 @@ export function revokeUserSessions(store: Store, userId: string, keepSessionId: 
  * index (an `OR`, or `IS NOT NULL`, would scan the whole table on every batch);
  * exported for the query-plan test.
  */
-export function endedRowQueries(store: Store, at: number, batchSize: number) {
+export function endedRowQueries(db: Db, at: number, batchSize: number) {
   return {
-    expiredSessions: store.db.selectFrom('sessions').select('id').where('expires_at', '<=', at).limit(batchSize),
-    revokedSessions: store.db.selectFrom('sessions').select('id').where('revoked_at', '<=', at).limit(batchSize),
-    expiredTokens: store.db
-      .selectFrom('refresh_tokens')
-      .select('token_hash')
-      .where('expires_at', '<=', at)
-      .limit(batchSize),
+    expiredSessions: db.selectFrom('sessions').select('id').where('expires_at', '<=', at).limit(batchSize),
+    revokedSessions: db.selectFrom('sessions').select('id').where('revoked_at', '<=', at).limit(batchSize),
+    expiredTokens: db.selectFrom('refresh_tokens').select('token_hash').where('expires_at', '<=', at).limit(batchSize),
   }
 }
 
@@ -304,12 +342,15 @@ export function endedRowQueries(store: Store, at: number, batchSize: number) {
  * tokens go with them), then of expired refresh tokens of live sessions, in one
  * short transaction. Returns the rows deleted; call again until it returns 0.
  */
-export function deleteEndedSessionsBatch(store: Store, at: number, batchSize: number): number {
-  const { expiredSessions, revokedSessions, expiredTokens } = endedRowQueries(store, at, batchSize)
-  return store.transaction(
-    () =>
-      store.run(store.db.deleteFrom('sessions').where('id', 'in', expiredSessions)) ||
-      store.run(store.db.deleteFrom('sessions').where('id', 'in', revokedSessions)) ||
-      store.run(store.db.deleteFrom('refresh_tokens').where('token_hash', 'in', expiredTokens)),
-  )
+export async function deleteEndedSessionsBatch(db: Db, at: number, batchSize: number): Promise<number> {
+  return db.transaction().execute(async (trx) => {
+    const { expiredSessions, revokedSessions, expiredTokens } = endedRowQueries(trx, at, batchSize)
+    const deleted = async (query: { executeTakeFirst(): Promise<{ numDeletedRows: bigint }> }) =>
+      Number((await query.executeTakeFirst()).numDeletedRows)
+    return (
+      (await deleted(trx.deleteFrom('sessions').where('id', 'in', expiredSessions))) ||
+      (await deleted(trx.deleteFrom('sessions').where('id', 'in', revokedSessions))) ||
+      (await deleted(trx.deleteFrom('refresh_tokens').where('token_hash', 'in', expiredTokens)))
+    )
+  })
 }

@@ -1,8 +1,9 @@
-// Accounts: plain functions over the store. The API shape of a user never holds
-// the password hash.
+// Accounts: plain async functions over Kysely (a database or a transaction).
+// The API shape of a user never holds the password hash.
 import { randomUUID } from 'node:crypto'
-import type { Store } from '../db/connection.js'
-import type { UserRow } from '../db/schema.js'
+import type { Kysely } from 'kysely'
+import type { Database, UserRow } from '../db/database.js'
+import { isUniqueViolation } from '../db/errors.js'
 import { AppError } from '../errors.js'
 import { toIso } from '../time.js'
 
@@ -28,15 +29,13 @@ export const toPublicUser = (user: UserRecord): PublicUser => ({
 
 const emailTaken = () => new AppError(409, 'EMAIL_TAKEN', 'That email is already registered')
 
-const isUniqueViolation = (error: unknown): boolean =>
-  (error as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE' ||
-  (error as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY'
+type Db = Kysely<Database>
 
-export function createUser(
-  store: Store,
+export async function createUser(
+  db: Db,
   input: { email: string; displayName: string | null; passwordHash: string },
   at: number,
-): UserRecord {
+): Promise<UserRecord> {
   const user: UserRow = {
     id: randomUUID(),
     email: input.email,
@@ -46,7 +45,7 @@ export function createUser(
     updated_at: at,
   }
   try {
-    store.run(store.db.insertInto('users').values(user))
+    await db.insertInto('users').values(user).execute()
   } catch (error) {
     if (isUniqueViolation(error)) throw emailTaken()
     throw error
@@ -55,40 +54,41 @@ export function createUser(
   return record
 }
 
-export function findUserByEmail(store: Store, email: string): UserRow | undefined {
-  return store.get(store.db.selectFrom('users').selectAll().where('email', '=', email))
+export function findUserByEmail(db: Db, email: string): Promise<UserRow | undefined> {
+  return db.selectFrom('users').selectAll().where('email', '=', email).executeTakeFirst()
 }
 
-export function findUserById(store: Store, id: string): UserRow | undefined {
-  return store.get(store.db.selectFrom('users').selectAll().where('id', '=', id))
+export function findUserById(db: Db, id: string): Promise<UserRow | undefined> {
+  return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst()
 }
 
-export function updateUserProfile(
-  store: Store,
+export async function updateUserProfile(
+  db: Db,
   id: string,
   changes: { email?: string; displayName?: string | null },
   at: number,
-): UserRecord | undefined {
+): Promise<UserRecord | undefined> {
   const values: { updated_at: number; email?: string; display_name?: string | null } = { updated_at: at }
   if (changes.email !== undefined) values.email = changes.email
   if (changes.displayName !== undefined) values.display_name = changes.displayName
+  let user: UserRow | undefined
   try {
-    store.run(store.db.updateTable('users').set(values).where('id', '=', id))
+    user = await db.updateTable('users').set(values).where('id', '=', id).returningAll().executeTakeFirst()
   } catch (error) {
     if (isUniqueViolation(error)) throw emailTaken()
     throw error
   }
-  const user = findUserById(store, id)
   if (!user) return undefined
   const { password_hash: _, ...record } = user
   return record
 }
 
-export function setPasswordHash(store: Store, id: string, passwordHash: string, at: number): void {
-  store.run(store.db.updateTable('users').set({ password_hash: passwordHash, updated_at: at }).where('id', '=', id))
+export async function setPasswordHash(db: Db, id: string, passwordHash: string, at: number): Promise<void> {
+  await db.updateTable('users').set({ password_hash: passwordHash, updated_at: at }).where('id', '=', id).execute()
 }
 
 /** Deletes the account; its sessions, tokens, lists, tasks and secrets go with it (foreign-key cascades). */
-export function deleteUser(store: Store, id: string): boolean {
-  return store.transaction(() => store.run(store.db.deleteFrom('users').where('id', '=', id)) > 0)
+export async function deleteUser(db: Db, id: string): Promise<boolean> {
+  const result = await db.deleteFrom('users').where('id', '=', id).executeTakeFirst()
+  return result.numDeletedRows > 0n
 }

@@ -9,7 +9,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { type SelectQueryBuilder, sql } from 'kysely'
 import type { Keys } from '../auth/keys.js'
-import type { Database } from '../db/schema.js'
+import type { Database } from '../db/database.js'
 import { AppError } from '../errors.js'
 
 export interface CursorPosition {

@@ -1,9 +1,9 @@
-// Task lists: plain functions over the store. Every query names the owner in its
+// Task lists: plain async functions over Kysely. Every query names the owner in its
 // WHERE clause, so another user's list is indistinguishable from a missing one.
 import { randomUUID } from 'node:crypto'
+import type { Kysely } from 'kysely'
 import type { Keys } from '../auth/keys.js'
-import type { Store } from '../db/connection.js'
-import type { ListRow } from '../db/schema.js'
+import type { Database, ListRow } from '../db/database.js'
 import { toIso } from '../time.js'
 import {
   type CursorPosition,
@@ -14,6 +14,8 @@ import {
   type PageRequest,
   toPage,
 } from './cursor.js'
+
+type Db = Kysely<Database>
 
 export interface List {
   id: string
@@ -38,7 +40,7 @@ export const toList = (row: ListRow): List => ({
   updatedAt: toIso(row.updated_at),
 })
 
-export function createList(store: Store, userId: string, input: NewList, at: number): List {
+export async function createList(db: Db, userId: string, input: NewList, at: number): Promise<List> {
   const row: ListRow = {
     id: randomUUID(),
     user_id: userId,
@@ -47,58 +49,77 @@ export function createList(store: Store, userId: string, input: NewList, at: num
     created_at: at,
     updated_at: at,
   }
-  store.run(store.db.insertInto('lists').values(row))
+  await db.insertInto('lists').values(row).execute()
   return toList(row)
 }
 
-export function findList(store: Store, userId: string, id: string): List | undefined {
-  const row = store.get(store.db.selectFrom('lists').selectAll().where('id', '=', id).where('user_id', '=', userId))
+export async function findList(db: Db, userId: string, id: string): Promise<List | undefined> {
+  const row = await db
+    .selectFrom('lists')
+    .selectAll()
+    .where('id', '=', id)
+    .where('user_id', '=', userId)
+    .executeTakeFirst()
   return row && toList(row)
 }
 
 /** One page of the user's lists (exported for the query-plan test). */
-export function listsPageQuery(store: Store, userId: string, limit: number, after?: CursorPosition) {
-  return newestFirst(store.db.selectFrom('lists').selectAll().where('user_id', '=', userId), limit, after)
+export function listsPageQuery(db: Db, userId: string, limit: number, after?: CursorPosition) {
+  return newestFirst(db.selectFrom('lists').selectAll().where('user_id', '=', userId), limit, after)
 }
 
-export function pageLists(store: Store, keys: Keys, userId: string, page: PageRequest): Page<List> {
+export async function pageLists(db: Db, keys: Keys, userId: string, page: PageRequest): Promise<Page<List>> {
   const scope = cursorScope('lists', userId)
   const after = page.cursor === undefined ? undefined : decodeCursor(keys, scope, page.cursor)
-  return toPage(keys, scope, store.all(listsPageQuery(store, userId, page.limit, after)), page.limit, toList)
+  const rows = await listsPageQuery(db, userId, page.limit, after).execute()
+  return toPage(keys, scope, rows, page.limit, toList)
 }
 
-export function updateList(
-  store: Store,
+export async function updateList(
+  db: Db,
   userId: string,
   id: string,
   changes: ListChanges,
   at: number,
-): List | undefined {
+): Promise<List | undefined> {
   const values: { updated_at: number; title?: string; description?: string | null } = { updated_at: at }
   if (changes.title !== undefined) values.title = changes.title
   if (changes.description !== undefined) values.description = changes.description
   // An empty PATCH changes nothing, not even updatedAt.
-  if (Object.keys(values).length === 1) return findList(store, userId, id)
-  const row = store.get(
-    store.db.updateTable('lists').set(values).where('id', '=', id).where('user_id', '=', userId).returningAll(),
-  )
+  if (Object.keys(values).length === 1) return findList(db, userId, id)
+  const row = await db
+    .updateTable('lists')
+    .set(values)
+    .where('id', '=', id)
+    .where('user_id', '=', userId)
+    .returningAll()
+    .executeTakeFirst()
   return row && toList(row)
 }
 
 /** Deletes the list and its tasks together; false if the user has no such list. */
-export function deleteList(store: Store, userId: string, id: string): boolean {
-  return store.transaction(() => {
+export async function deleteList(db: Db, userId: string, id: string): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
     // Explicit rather than left to the foreign-key cascade, which SQLite only
     // honours with a per-connection pragma.
-    store.run(store.db.deleteFrom('tasks').where('user_id', '=', userId).where('list_id', '=', id))
-    return store.run(store.db.deleteFrom('lists').where('id', '=', id).where('user_id', '=', userId)) > 0
+    await trx.deleteFrom('tasks').where('user_id', '=', userId).where('list_id', '=', id).execute()
+    const result = await trx.deleteFrom('lists').where('id', '=', id).where('user_id', '=', userId).executeTakeFirst()
+    return result.numDeletedRows > 0n
   })
 }
 
-/** Whether `id` names one of the user's lists. */
-export function ownsList(store: Store, userId: string, id: string): boolean {
-  return (
-    store.get(store.db.selectFrom('lists').select('id').where('id', '=', id).where('user_id', '=', userId)) !==
-    undefined
-  )
+/**
+ * Whether `id` names one of the user's lists. Inside a transaction the row is
+ * locked (PostgreSQL), so the list cannot be deleted before the task that
+ * points at it is written.
+ */
+export async function ownsList(db: Db, userId: string, id: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('lists')
+    .select('id')
+    .where('id', '=', id)
+    .where('user_id', '=', userId)
+    .forUpdate()
+    .executeTakeFirst()
+  return row !== undefined
 }

@@ -3,9 +3,9 @@
 // each ciphertext to its user and row id. Every query names the owner in its
 // WHERE clause, so another user's secret is indistinguishable from a missing one.
 import { randomUUID } from 'node:crypto'
+import type { Kysely } from 'kysely'
 import type { Keys } from '../auth/keys.js'
-import type { Store } from '../db/connection.js'
-import type { SecretRow } from '../db/schema.js'
+import type { Database, SecretRow } from '../db/database.js'
 import { toIso } from '../time.js'
 import { open, seal } from './crypto.js'
 import {
@@ -17,6 +17,8 @@ import {
   type PageRequest,
   toPage,
 } from './cursor.js'
+
+type Db = Kysely<Database>
 
 export interface Secret {
   id: string
@@ -74,7 +76,7 @@ const toSecret = (row: SecretRow, content: SecretContent): Secret => ({
   updatedAt: toIso(row.updated_at),
 })
 
-export function createSecret(store: Store, keys: Keys, userId: string, input: NewSecret, at: number): Secret {
+export async function createSecret(db: Db, keys: Keys, userId: string, input: NewSecret, at: number): Promise<Secret> {
   const id = randomUUID()
   const content: SecretContent = { title: input.title ?? null, message: input.message }
   const row: SecretRow = {
@@ -84,42 +86,48 @@ export function createSecret(store: Store, keys: Keys, userId: string, input: Ne
     created_at: at,
     updated_at: at,
   }
-  store.run(store.db.insertInto('secrets').values(row))
+  await db.insertInto('secrets').values(row).execute()
   return toSecret(row, content)
 }
 
-function findSecretRow(store: Store, userId: string, id: string): SecretRow | undefined {
-  return store.get(store.db.selectFrom('secrets').selectAll().where('id', '=', id).where('user_id', '=', userId))
+function findSecretRow(db: Db, userId: string, id: string, lock = false): Promise<SecretRow | undefined> {
+  return db
+    .selectFrom('secrets')
+    .selectAll()
+    .where('id', '=', id)
+    .where('user_id', '=', userId)
+    .$if(lock, (query) => query.forUpdate())
+    .executeTakeFirst()
 }
 
-export function findSecret(store: Store, keys: Keys, userId: string, id: string): Secret | undefined {
-  const row = findSecretRow(store, userId, id)
+export async function findSecret(db: Db, keys: Keys, userId: string, id: string): Promise<Secret | undefined> {
+  const row = await findSecretRow(db, userId, id)
   return row && toSecret(row, openContent(keys, row))
 }
 
 /** One page of the user's secrets (exported for the query-plan test). */
-export function secretsPageQuery(store: Store, userId: string, limit: number, after?: CursorPosition) {
-  return newestFirst(store.db.selectFrom('secrets').selectAll().where('user_id', '=', userId), limit, after)
+export function secretsPageQuery(db: Db, userId: string, limit: number, after?: CursorPosition) {
+  return newestFirst(db.selectFrom('secrets').selectAll().where('user_id', '=', userId), limit, after)
 }
 
-export function pageSecrets(store: Store, keys: Keys, userId: string, page: PageRequest): Page<Secret> {
+export async function pageSecrets(db: Db, keys: Keys, userId: string, page: PageRequest): Promise<Page<Secret>> {
   const scope = cursorScope('secrets', userId)
   const after = page.cursor === undefined ? undefined : decodeCursor(keys, scope, page.cursor)
-  const rows = store.all(secretsPageQuery(store, userId, page.limit, after))
+  const rows = await secretsPageQuery(db, userId, page.limit, after).execute()
   return toPage(keys, scope, rows, page.limit, (row) => toSecret(row, openContent(keys, row)))
 }
 
 /** Applies a PATCH: opens the current content, merges, and seals it again under a fresh nonce. */
-export function updateSecret(
-  store: Store,
+export async function updateSecret(
+  db: Db,
   keys: Keys,
   userId: string,
   id: string,
   changes: SecretChanges,
   at: number,
-): Secret | undefined {
-  return store.transaction(() => {
-    const current = findSecretRow(store, userId, id)
+): Promise<Secret | undefined> {
+  return db.transaction().execute(async (trx) => {
+    const current = await findSecretRow(trx, userId, id, true)
     if (!current) return undefined
     const before = openContent(keys, current)
     // An empty PATCH changes nothing, not even updatedAt.
@@ -128,18 +136,18 @@ export function updateSecret(
       title: changes.title === undefined ? before.title : changes.title,
       message: changes.message ?? before.message,
     }
-    const row = store.get(
-      store.db
-        .updateTable('secrets')
-        .set({ ...sealContent(keys, userId, id, content), updated_at: at })
-        .where('id', '=', id)
-        .where('user_id', '=', userId)
-        .returningAll(),
-    )
+    const row = await trx
+      .updateTable('secrets')
+      .set({ ...sealContent(keys, userId, id, content), updated_at: at })
+      .where('id', '=', id)
+      .where('user_id', '=', userId)
+      .returningAll()
+      .executeTakeFirst()
     return row && toSecret(row, content)
   })
 }
 
-export function deleteSecret(store: Store, userId: string, id: string): boolean {
-  return store.run(store.db.deleteFrom('secrets').where('id', '=', id).where('user_id', '=', userId)) > 0
+export async function deleteSecret(db: Db, userId: string, id: string): Promise<boolean> {
+  const result = await db.deleteFrom('secrets').where('id', '=', id).where('user_id', '=', userId).executeTakeFirst()
+  return result.numDeletedRows > 0n
 }

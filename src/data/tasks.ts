@@ -1,10 +1,10 @@
-// Tasks: plain functions over the store. Every query names the owner in its
+// Tasks: plain async functions over Kysely. Every query names the owner in its
 // WHERE clause; a task may only point at one of its owner's own lists
 // (400 INVALID_LIST), checked in the same transaction as the write.
 import { randomUUID } from 'node:crypto'
+import type { Kysely } from 'kysely'
 import type { Keys } from '../auth/keys.js'
-import type { Store } from '../db/connection.js'
-import type { TaskRow } from '../db/schema.js'
+import type { Database, TaskRow } from '../db/database.js'
 import { AppError } from '../errors.js'
 import { toIso, toIsoOrNull } from '../time.js'
 import {
@@ -17,6 +17,8 @@ import {
   toPage,
 } from './cursor.js'
 import { ownsList } from './lists.js'
+
+type Db = Kysely<Database>
 
 export interface Task {
   id: string
@@ -75,12 +77,12 @@ function parseDueAt(value: string): number {
 }
 
 /** The row columns a create or PATCH body sets (bar updated_at); listId is checked against the owner. */
-function valuesOf(store: Store, userId: string, input: TaskChanges, at: number): TaskValues {
+async function valuesOf(db: Db, userId: string, input: TaskChanges, at: number): Promise<TaskValues> {
   const values: TaskValues = { updated_at: at }
   if (input.title !== undefined) values.title = input.title
   if (input.completed !== undefined) values.completed = input.completed ? 1 : 0
   if (input.listId !== undefined) {
-    if (input.listId !== null && !ownsList(store, userId, input.listId)) throw invalidList()
+    if (input.listId !== null && !(await ownsList(db, userId, input.listId))) throw invalidList()
     values.list_id = input.listId
   }
   if (input.dueAt !== undefined) values.due_at = input.dueAt === null ? null : parseDueAt(input.dueAt)
@@ -88,9 +90,10 @@ function valuesOf(store: Store, userId: string, input: TaskChanges, at: number):
   return values
 }
 
-export function createTask(store: Store, userId: string, input: NewTask, at: number): Task {
-  return store.transaction(() => {
-    const values = valuesOf(store, userId, input, at)
+export async function createTask(db: Db, userId: string, input: NewTask, at: number): Promise<Task> {
+  // Without a list there is nothing to check: no transaction needed.
+  const write = async (trx: Db) => {
+    const values = await valuesOf(trx, userId, input, at)
     const row: TaskRow = {
       id: randomUUID(),
       user_id: userId,
@@ -102,17 +105,25 @@ export function createTask(store: Store, userId: string, input: NewTask, at: num
       created_at: at,
       updated_at: at,
     }
-    store.run(store.db.insertInto('tasks').values(row))
+    await trx.insertInto('tasks').values(row).execute()
     return toTask(row)
-  })
+  }
+  if (input.listId === undefined || input.listId === null) return write(db)
+  return db.transaction().execute(write)
 }
 
-function findTaskRow(store: Store, userId: string, id: string): TaskRow | undefined {
-  return store.get(store.db.selectFrom('tasks').selectAll().where('id', '=', id).where('user_id', '=', userId))
+function findTaskRow(db: Db, userId: string, id: string, lock = false): Promise<TaskRow | undefined> {
+  return db
+    .selectFrom('tasks')
+    .selectAll()
+    .where('id', '=', id)
+    .where('user_id', '=', userId)
+    .$if(lock, (query) => query.forUpdate())
+    .executeTakeFirst()
 }
 
-export function findTask(store: Store, userId: string, id: string): Task | undefined {
-  const row = findTaskRow(store, userId, id)
+export async function findTask(db: Db, userId: string, id: string): Promise<Task | undefined> {
+  const row = await findTaskRow(db, userId, id)
   return row && toTask(row)
 }
 
@@ -121,53 +132,52 @@ export function findTask(store: Store, userId: string, id: string): Task | undef
  * combination has an index that starts with its equality columns and ends with
  * (created_at, id), so the page is one index range read in order.
  */
-export function tasksPageQuery(
-  store: Store,
-  userId: string,
-  filters: TaskFilters,
-  limit: number,
-  after?: CursorPosition,
-) {
-  let query = store.db.selectFrom('tasks').selectAll().where('user_id', '=', userId)
+export function tasksPageQuery(db: Db, userId: string, filters: TaskFilters, limit: number, after?: CursorPosition) {
+  let query = db.selectFrom('tasks').selectAll().where('user_id', '=', userId)
   if (filters.listId !== undefined) query = query.where('list_id', '=', filters.listId)
   if (filters.completed !== undefined) query = query.where('completed', '=', filters.completed ? 1 : 0)
   return newestFirst(query, limit, after)
 }
 
-export function pageTasks(
-  store: Store,
+export async function pageTasks(
+  db: Db,
   keys: Keys,
   userId: string,
   filters: TaskFilters,
   page: PageRequest,
-): Page<Task> {
+): Promise<Page<Task>> {
   const scope = cursorScope('tasks', userId, filters.listId, filters.completed)
   const after = page.cursor === undefined ? undefined : decodeCursor(keys, scope, page.cursor)
-  const rows = store.all(tasksPageQuery(store, userId, filters, page.limit, after))
+  const rows = await tasksPageQuery(db, userId, filters, page.limit, after).execute()
   return toPage(keys, scope, rows, page.limit, toTask)
 }
 
 /** Applies a PATCH; undefined if the user has no such task (checked before the list, so 404 wins). */
-export function updateTask(
-  store: Store,
+export async function updateTask(
+  db: Db,
   userId: string,
   id: string,
   changes: TaskChanges,
   at: number,
-): Task | undefined {
-  return store.transaction(() => {
-    const current = findTaskRow(store, userId, id)
+): Promise<Task | undefined> {
+  return db.transaction().execute(async (trx) => {
+    const current = await findTaskRow(trx, userId, id, true)
     if (!current) return undefined
-    const values = valuesOf(store, userId, changes, at)
+    const values = await valuesOf(trx, userId, changes, at)
     // An empty PATCH changes nothing, not even updatedAt.
     if (Object.keys(values).length === 1) return toTask(current)
-    const row = store.get(
-      store.db.updateTable('tasks').set(values).where('id', '=', id).where('user_id', '=', userId).returningAll(),
-    )
+    const row = await trx
+      .updateTable('tasks')
+      .set(values)
+      .where('id', '=', id)
+      .where('user_id', '=', userId)
+      .returningAll()
+      .executeTakeFirst()
     return row && toTask(row)
   })
 }
 
-export function deleteTask(store: Store, userId: string, id: string): boolean {
-  return store.run(store.db.deleteFrom('tasks').where('id', '=', id).where('user_id', '=', userId)) > 0
+export async function deleteTask(db: Db, userId: string, id: string): Promise<boolean> {
+  const result = await db.deleteFrom('tasks').where('id', '=', id).where('user_id', '=', userId).executeTakeFirst()
+  return result.numDeletedRows > 0n
 }

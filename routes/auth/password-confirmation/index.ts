@@ -2,8 +2,7 @@
 // current session, proving the user typed the password recently.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { findUserById } from '../../../src/auth/users.js'
-import { invalidCredentials, loginThrottled } from '../../../src/errors.js'
+import { confirmPassword } from '../../../src/auth/flows/change-password.js'
 import { ACCESS_SECURITY, errorResponses, IsoDateTime, PASSWORD_CONFIRMATION_SECURITY } from '../../../src/schemas.js'
 
 const ConfirmationSchema = Type.Object(
@@ -19,7 +18,7 @@ const ConfirmationSchema = Type.Object(
 const FIFTEEN_MINUTES = 15 * 60 * 1000
 
 const passwordConfirmationRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { store, passwords, loginThrottle, tokens, config } = fastify
+  const { flows, tokens, config } = fastify
   const confirmationLimit = fastify.strictRateLimit({ max: config.authRateLimitMax, timeWindow: FIFTEEN_MINUTES })
 
   fastify.post(
@@ -40,12 +39,8 @@ const passwordConfirmationRoutes: FastifyPluginAsyncTypebox = async (fastify) =>
       preHandler: confirmationLimit,
     },
     async (request, reply) => {
-      const user = findUserById(store, request.auth.userId)
-      const email = request.auth.user.email
-      const wait = await loginThrottle.attempt(email)
-      if (wait > 0) throw loginThrottled(wait)
-      if (!user || !(await passwords.verify(user.password_hash, request.body.password))) throw invalidCredentials()
-      await loginThrottle.succeeded(email)
+      const { userId, sessionId, user } = request.auth
+      await confirmPassword(flows, { userId, sessionId, email: user.email, ip: request.ip }, request.body.password)
       const issued = tokens.issuePasswordConfirmation(reply, request.auth)
       return { passwordConfirmationToken: issued.token, expiresAt: issued.expiresAt }
     },

@@ -19,7 +19,7 @@ const SessionSchema = Type.Object(
 )
 
 const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { store, tokens } = fastify
+  const { db, clock, tokens } = fastify
 
   fastify.get(
     '/',
@@ -30,7 +30,9 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         response: { 200: Type.Object({ items: Type.Array(SessionSchema) }, { title: 'Sessions' }) },
       },
     },
-    async (request) => ({ items: listActiveSessions(store, request.auth.userId, request.auth.sessionId, Date.now()) }),
+    async (request) => ({
+      items: await listActiveSessions(db, request.auth.userId, request.auth.sessionId, clock.now()),
+    }),
   )
 
   fastify.delete(
@@ -46,7 +48,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request, reply) => {
-      if (!revokeSession(store, request.auth.userId, request.params.id, Date.now())) throw notFound('Session')
+      if (!(await revokeSession(db, request.auth.userId, request.params.id, clock.now()))) throw notFound('Session')
       if (request.params.id === request.auth.sessionId) tokens.clearCookies(reply)
       return reply.code(204).send(null)
     },
