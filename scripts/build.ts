@@ -18,6 +18,7 @@ import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import * as esbuild from 'esbuild'
 import { ROUTES_AUTOLOAD } from '../src/app.js'
+import { writeStamp } from './build-stamp.mjs'
 import { CLEANUP_WORKER_BUNDLE } from './bundle/cleanup-worker-script.js'
 import {
   BUNDLE_OPTIONS,
@@ -131,6 +132,7 @@ async function writeCodeCache(): Promise<void> {
 export async function build(): Promise<void> {
   await bundle()
   await writeCodeCache()
+  writeStamp()
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -1,0 +1,3 @@
+export function sourceHash(): string
+export function writeStamp(): void
+export function isFresh(): boolean
