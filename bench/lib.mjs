@@ -6,6 +6,7 @@ import http from 'node:http'
 import net from 'node:net'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import pg from 'pg'
 
 export const BENCH_DIR = import.meta.dirname
 export const ROOT = path.resolve(BENCH_DIR, '..')
@@ -157,6 +158,58 @@ export function cpuMs(pid) {
   }
 }
 const CLOCK_TICKS = 100
+
+// ----------------------------------------------------------------------------
+// PostgreSQL: throw-away databases beside the caller's, and their backends' CPU
+
+/** A client on `url` (any database of the server: it only creates and drops others). */
+export async function connectPostgres(url) {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 })
+  await client.connect()
+  // An idle connection that PostgreSQL drops must not crash the bench.
+  client.on('error', () => {})
+  return client
+}
+
+/** `url` with its database replaced by `database`. */
+export function postgresUrl(url, database) {
+  const parsed = new URL(url)
+  parsed.pathname = `/${database}`
+  return parsed.href
+}
+
+export const createDatabase = (admin, name) => admin.query(`create database "${name}"`)
+
+/** Drops `name`, ending any session still on it (PostgreSQL 13+). */
+export const dropDatabase = (admin, name) => admin.query(`drop database if exists "${name}" with (force)`)
+
+/**
+ * CPU time (ms) of each PostgreSQL client backend serving `database`, by pid,
+ * read from /proc: only meaningful when PostgreSQL runs on this machine, so a
+ * pid whose process is not `postgres` counts as unknown (NaN).
+ */
+export async function backendCpuMs(admin, database) {
+  const { rows } = await admin.query(
+    "select pid from pg_stat_activity where datname = $1 and backend_type = 'client backend'",
+    [database],
+  )
+  return new Map(rows.map(({ pid }) => [pid, isPostgres(pid) ? cpuMs(pid) : Number.NaN]))
+}
+
+function isPostgres(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres'
+  } catch {
+    return false
+  }
+}
+
+/** CPU (ms) the backends used between two `backendCpuMs` readings; backends that started meanwhile count from zero. */
+export function backendCpuDelta(before, after) {
+  let total = 0
+  for (const [pid, ms] of after) total += ms - (before.get(pid) ?? 0)
+  return total
+}
 
 /** Samples VmRSS every `intervalMs` until stopped; `stop()` returns the peak in MiB. */
 export function sampleRss(pid, intervalMs = 50) {

@@ -7,7 +7,15 @@
 //   For experiments (recorded in results.json, off by default):
 //   BENCH_LATCHKEY_ENV  extra server environment, e.g. "HASH_CONCURRENCY=1,LOG_LEVEL=warn"
 //   BENCH_NODE_ARGS     extra node flags for latchkey, e.g. "--max-semi-space-size=8"
+//   PostgreSQL column (scenarios 1, 3, 4, 5) and baseline build (scenario 1):
+//   BENCH_POSTGRES       server to create throw-away databases on
+//                        (postgres://postgres@127.0.0.1:5432/postgres); "off" skips the column
+//   BENCH_POSTGRES_ENV   extra environment of the PostgreSQL servers only, e.g. "REDIS_URL=redis://127.0.0.1:6379"
+//   BENCH_BASELINE_DIST  another checkout's dist/latchkey.cjs, measured beside this build in scenario 1
+//   Scenario 1 also measures a second server of this build with METRICS_TOKEN set (row `1m`): the
+//   CPU cost of recording Prometheus metrics, interleaved with the server without them.
 import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import {
   closeSync,
   existsSync,
@@ -28,11 +36,17 @@ import Database from 'better-sqlite3'
 import { startNodeFlags } from '../scripts/start-node-flags.mjs'
 import {
   BENCH_DIR,
+  backendCpuDelta,
+  backendCpuMs,
   CLI,
+  connectPostgres,
   cpuMs,
+  createDatabase,
+  dropDatabase,
   freePort,
   getJson,
   median,
+  postgresUrl,
   postJson,
   ROOT,
   readMemory,
@@ -42,7 +56,7 @@ import {
   startProcess,
   waitFor200,
 } from './lib.mjs'
-import { copyDataDir, ensureSeeded } from './seed.mjs'
+import { copyDataDir, ensureSeeded, OWNER, seedTasksPostgres } from './seed.mjs'
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 5)
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 2)
@@ -52,6 +66,11 @@ const CONNECTIONS = 50
 const COLD_STARTS = 7
 const CLEANUP_WINDOW_S = 12
 const PASSWORD = 'bench user passphrase 0'
+/** An admin URL: the bench creates its own databases on that server, and drops them at the end. */
+const POSTGRES = process.env.BENCH_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+/** The scenarios that also run against latchkey on PostgreSQL (rows `1pg`, `3pg`, ...). */
+const POSTGRES_SCENARIOS = ['1', '3', '4', '5']
+const BASELINE_CLI = process.env.BENCH_BASELINE_DIST ? path.resolve(process.env.BENCH_BASELINE_DIST) : undefined
 
 const log = (message) => process.stderr.write(`${message}\n`)
 const round = (value, digits = 1) => (Number.isFinite(value) ? Number(value.toFixed(digits)) : null)
@@ -73,17 +92,20 @@ const tmpDir = (name) => {
 const BASE_ENV = Object.fromEntries(
   ['PATH', 'HOME', 'TMPDIR', 'TZ', 'LANG'].filter((name) => process.env[name]).map((name) => [name, process.env[name]]),
 )
+/** `NAME=value,NAME=value` -> { NAME: value }. */
+const envPairs = (text = '') =>
+  Object.fromEntries(
+    text
+      .split(',')
+      .filter((pair) => pair.includes('='))
+      .map((pair) => [pair.slice(0, pair.indexOf('=')).trim(), pair.slice(pair.indexOf('=') + 1).trim()]),
+  )
 /**
  * Production configuration (every default, OWASP argon2 included), except what
  * a loopback benchmark needs: plain http, loopback only, and rate limits high
  * enough that the limiter counts requests without refusing them.
  */
-const EXTRA_ENV = Object.fromEntries(
-  (process.env.BENCH_LATCHKEY_ENV ?? '')
-    .split(',')
-    .filter((pair) => pair.includes('='))
-    .map((pair) => [pair.slice(0, pair.indexOf('=')).trim(), pair.slice(pair.indexOf('=') + 1).trim()]),
-)
+const EXTRA_ENV = envPairs(process.env.BENCH_LATCHKEY_ENV)
 /** The node flags of `npm start` (package.json), so the server runs as it does in production. */
 const START_NODE_ARGS = startNodeFlags()
 const EXTRA_NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)
@@ -97,13 +119,25 @@ const LATCHKEY_ENV = {
   ...EXTRA_ENV,
 }
 
+const POSTGRES_EXTRA_ENV = envPairs(process.env.BENCH_POSTGRES_ENV)
+/**
+ * On PostgreSQL latchkey refuses to generate its secrets (every instance must
+ * share them), so they come from the environment: fresh ones for each run.
+ */
+const POSTGRES_ENV = {
+  JWT_SECRET: randomBytes(32).toString('base64url'),
+  COOKIE_SECRET: randomBytes(32).toString('base64url'),
+  DATA_ENCRYPTION_KEY: randomBytes(32).toString('base64url'),
+  ...POSTGRES_EXTRA_ENV,
+}
+
 const running = new Set()
 
-async function startLatchkey(name, { dataDir = tmpDir(name), env = {}, nodeArgs = [] } = {}) {
+async function startLatchkey(name, { dataDir = tmpDir(name), env = {}, nodeArgs = [], cli = CLI } = {}) {
   const port = await freePort()
   const server = startProcess({
     port,
-    args: [...NODE_ARGS, ...nodeArgs, CLI, 'serve'],
+    args: [...NODE_ARGS, ...nodeArgs, cli, 'serve'],
     env: { ...LATCHKEY_ENV, DATA_DIR: dataDir, PORT: String(port), ...env },
     logFile: path.join(dataDir, 'server.log'),
     cwd: dataDir, // so no .env of the repository applies
@@ -132,8 +166,56 @@ async function stop(server) {
   await server.stop()
 }
 
+// PostgreSQL: one admin connection, and the databases this run made (dropped at the end).
+const postgres = { admin: undefined, version: undefined, durability: undefined, failed: false, databases: new Set() }
+
+/** A new, empty database `latchkey_bench_<pid>[_suffix]` on the BENCH_POSTGRES server. */
+async function freshPostgresDatabase(suffix) {
+  const name = `latchkey_bench_${process.pid}${suffix ? `_${suffix}` : ''}`
+  await createDatabase(postgres.admin, name)
+  postgres.databases.add(name)
+  return { name, url: postgresUrl(POSTGRES, name) }
+}
+
+async function dropPostgresDatabase(name) {
+  await dropDatabase(postgres.admin, name)
+  postgres.databases.delete(name)
+}
+
+/**
+ * Drops the databases of earlier runs that ended without cleaning up (killed):
+ * named after a process that no longer exists. Only for a server on this
+ * machine, where those process ids mean something.
+ */
+async function dropLeftoverDatabases() {
+  if (!['127.0.0.1', 'localhost', '[::1]'].includes(new URL(POSTGRES).hostname)) return
+  const { rows } = await postgres.admin.query("select datname from pg_database where datname like 'latchkey_bench_%'")
+  for (const { datname } of rows) {
+    const pid = /^latchkey_bench_(\d+)(_tasks)?$/.exec(datname)?.[1]
+    if (pid && Number(pid) !== process.pid && !existsSync(`/proc/${pid}`)) {
+      log(`  dropping ${datname}, left over by an earlier run`)
+      await dropDatabase(postgres.admin, datname)
+    }
+  }
+}
+
+/** latchkey serving `database` (from freshPostgresDatabase); `measure` also reads its backends' CPU. */
+async function startLatchkeyOnPostgres(name, database) {
+  const server = await startLatchkey(name, { env: { ...POSTGRES_ENV, DATABASE_URL: database.url } })
+  return { ...server, postgresDatabase: database.name }
+}
+
+/** The PostgreSQL URL as results.json records it (no password). */
+function redactedUrl(url) {
+  const parsed = new URL(url)
+  if (parsed.password) parsed.password = '***'
+  return parsed.href
+}
+
 /** One measurement: runs the load jobs against `server` while sampling its memory. */
 async function measure(server, jobs, { duration = DURATION, stopWhen } = {}) {
+  const backends = server.postgresDatabase && (() => backendCpuMs(postgres.admin, server.postgresDatabase))
+  const dbCpuBefore = backends && (await backends())
   const sampler = sampleRss(server.pid)
   const cpuBefore = cpuMs(server.pid)
   const results = await runLoad(
@@ -142,13 +224,15 @@ async function measure(server, jobs, { duration = DURATION, stopWhen } = {}) {
   )
   const rss = sampler.stop()
   const cpu = cpuMs(server.pid) - cpuBefore
+  // PostgreSQL's own CPU, apart: the backends serving this server's database.
+  const dbCpu = backends ? backendCpuDelta(dbCpuBefore, await backends()) : Number.NaN
+  const requests = Math.max(
+    1,
+    results.reduce((sum, r) => sum + r.total, 0),
+  )
   for (const result of results) {
-    result.cpuUsPerRequest =
-      (cpu * 1000) /
-      Math.max(
-        1,
-        results.reduce((sum, r) => sum + r.total, 0),
-      )
+    result.cpuUsPerRequest = (cpu * 1000) / requests
+    result.dbCpuUsPerRequest = (dbCpu * 1000) / requests
     const bad = result.total - result.ok + result.errors
     if (bad > 0.005 * Math.max(1, result.total)) {
       log(`  ! ${server.name} ${result.name}: ${bad} failed of ${result.total} (${JSON.stringify(result.statusCodes)})`)
@@ -164,31 +248,38 @@ const summary = (result, rss) => ({
   max: result.latency.max,
   rss,
   cpuUs: result.cpuUsPerRequest,
+  dbCpuUs: result.dbCpuUsPerRequest,
   ok: result.ok,
   failed: result.total - result.ok + result.errors,
 })
 
 /**
- * Warm-up, then `REPS` repetitions of (reference, subject), the order alternating
- * from one repetition to the next. `reference` and `subject` are async functions
- * `(seconds) => { rps, p50, p99, rss, ... }`.
+ * Warm-up, then `REPS` repetitions of every runner, the order rotating from one
+ * repetition to the next (with two runners it alternates). `runners` maps a name
+ * (`reference`, `subject`, and optionally `postgres`, `baseline`, `metrics`; an undefined
+ * one is left out) to an async function `(seconds) => { rps, p50, p99, rss, ... }`.
+ * Each repetition is `{ [name]: result }`.
  */
-async function rotated({ reference, subject, prepare }) {
+async function rotated(runners, { prepare } = {}) {
+  const names = Object.keys(runners).filter((name) => runners[name])
   await prepare?.()
-  await reference(WARMUP)
-  await subject(WARMUP)
+  for (const name of names) await runners[name](WARMUP)
   const reps = []
   for (let i = 0; i < REPS; i++) {
-    const order = i % 2 === 0 ? ['reference', 'subject'] : ['subject', 'reference']
     const rep = {}
-    for (const which of order) {
+    for (let k = 0; k < names.length; k++) {
+      const name = names[(i + k) % names.length]
       await prepare?.()
-      rep[which] = await (which === 'reference' ? reference : subject)(DURATION)
+      rep[name] = await runners[name](DURATION)
     }
     reps.push(rep)
   }
   return reps
 }
+
+/** The repetitions seen as (subject, reference) pairs: `subject` and `reference` name runners of `rotated`. */
+const paired = (reps, subject = 'subject', reference = 'reference') =>
+  reps.map((rep) => ({ subject: rep[subject], reference: rep[reference] }))
 
 /** Median row over repetitions; `ratio` per repetition is subject / reference. */
 function rowOf(id, name, reps, { ratioOf = 'rps', reference = 'ceiling', notes } = {}) {
@@ -208,6 +299,56 @@ function rowOf(id, name, reps, { ratioOf = 'rps', reference = 'ceiling', notes }
     notes,
     raw: reps,
   }
+}
+
+/**
+ * Row `<id>pg`: latchkey on PostgreSQL against latchkey on SQLite (the
+ * scenario's subject), measured in the same repetitions; the ratio is
+ * PostgreSQL req/s / SQLite req/s. `CPU us/req` is latchkey's process alone,
+ * as for SQLite; the PostgreSQL backends' CPU comes on top (notes, `postgresCpuUs`).
+ */
+function postgresRowOf(row, reps, { notes } = {}) {
+  const pairs = paired(reps, 'postgres', 'subject')
+  const pgRow = rowOf(`${row.id}pg`, `${row.scenario}, PostgreSQL`, pairs, { reference: 'SQLite req/s' })
+  pgRow.sqliteCpuUs = round(median(pairs.map((pair) => pair.reference.cpuUs)), 0)
+  pgRow.cpuRatio = round(median(pairs.map((pair) => pair.subject.cpuUs / pair.reference.cpuUs)), 3)
+  pgRow.postgresCpuUs = round(median(pairs.map((pair) => pair.subject.dbCpuUs)), 0)
+  pgRow.notes = [
+    `latchkey CPU ${fmt(pgRow.cpuUs, 0)} us/req vs ${fmt(pgRow.sqliteCpuUs, 0)} on SQLite (x${fmt(pgRow.cpuRatio, 2)})`,
+    `PostgreSQL backends ${fmt(pgRow.postgresCpuUs, 0)} us/req on top`,
+    notes,
+  ]
+    .filter(Boolean)
+    .join('; ')
+  return pgRow
+}
+
+/**
+ * Row `1m`: scenario 1 against a server of this build with METRICS_TOKEN set
+ * (Prometheus metrics recorded for every request, never scraped during the
+ * measurement), in the same repetitions as the server without; the ratio is CPU
+ * us/req with metrics / without.
+ */
+function metricsRowOf(reps) {
+  const row = rowOf('1m', 'GET /users/me, access cookie, METRICS_TOKEN set', paired(reps, 'metrics', 'subject'), {
+    ratioOf: 'cpuUs',
+    reference: 'CPU us/req, metrics off',
+  })
+  row.metricsOffRps = round(median(reps.map((rep) => rep.subject.rps)))
+  row.notes = `CPU us/req metrics off ${fmt(row.referenceValue, 0)}, on ${fmt(row.cpuUs, 0)}: x${fmt(row.ratio, 3)}; req/s off ${fmt(row.metricsOffRps, 0)}, on ${fmt(row.rps, 0)}`
+  return row
+}
+
+/** Row `1base`: this build's CPU per request against the baseline build's (BENCH_BASELINE_DIST), same repetitions. */
+function baselineRowOf(reps) {
+  const row = rowOf('1base', 'GET /users/me, access cookie, vs baseline build', paired(reps, 'subject', 'baseline'), {
+    ratioOf: 'cpuUs',
+    reference: 'baseline CPU us/req',
+  })
+  row.baselineRps = round(median(reps.map((rep) => rep.baseline.rps)))
+  row.baselineDist = BASELINE_CLI
+  row.notes = `CPU us/req before (baseline) ${fmt(row.referenceValue, 0)}, after (this build) ${fmt(row.cpuUs, 0)}: x${fmt(row.ratio, 3)}; req/s before ${fmt(row.baselineRps, 0)}, after ${fmt(row.rps, 0)}`
+  return row
 }
 
 // ----------------------------------------------------------------------------
@@ -231,14 +372,28 @@ async function drainLogins(server, account) {
   await postJson(server.port, '/auth/login', { email: account.email, password: account.password })
 }
 
+/** GET /users/me with the access cookie of `user` (from signIn). */
+const meCookieJob = (user) => ({
+  name: 'me-cookie',
+  path: '/users/me',
+  headers: { cookie: `access_token=${user.cookies.access_token}` },
+})
+
 scenario(1, 'GET /users/me (cookie)', async (ctx) => {
-  const job = {
-    name: 'me-cookie',
-    path: '/users/me',
-    headers: { cookie: `access_token=${ctx.user.cookies.access_token}` },
-  }
-  const reps = await rotated({ reference: ceilingRun(ctx), subject: jobRun(ctx.main, job) })
-  return rowOf('1', 'GET /users/me, access cookie', reps)
+  const reps = await rotated({
+    reference: ceilingRun(ctx),
+    subject: jobRun(ctx.main, meCookieJob(ctx.user)),
+    postgres: ctx.pg && jobRun(ctx.pg, meCookieJob(ctx.pg.user)),
+    baseline: ctx.baseline && jobRun(ctx.baseline, meCookieJob(ctx.baseline.user)),
+    metrics: ctx.metrics && jobRun(ctx.metrics, meCookieJob(ctx.metrics.user)),
+  })
+  const row = rowOf('1', 'GET /users/me, access cookie', paired(reps))
+  return [
+    row,
+    ctx.pg && postgresRowOf(row, reps),
+    ctx.baseline && baselineRowOf(reps),
+    ctx.metrics && metricsRowOf(reps),
+  ]
 })
 
 scenario(2, 'GET /users/me (bearer)', async (ctx) => {
@@ -247,58 +402,96 @@ scenario(2, 'GET /users/me (bearer)', async (ctx) => {
   return rowOf('2', 'GET /users/me, bearer', reps)
 })
 
+/** The load job of scenario 3 on `server`, after checking that the owner's first page has 20 tasks. */
+async function tasksPageJob(server) {
+  const owner = await signIn(server.port, { ...OWNER, login: true })
+  const probe = await getJson(server.port, '/tasks?limit=20', { authorization: `Bearer ${owner.accessToken}` })
+  if (probe.status !== 200) throw new Error(`GET /tasks answered ${probe.status}: is the route there yet?`)
+  const page = probe.json
+  if (page.items?.length !== 20) throw new Error(`GET /tasks?limit=20 returned ${page.items?.length} items`)
+  return {
+    name: 'tasks-page',
+    path: '/tasks?limit=20',
+    headers: { cookie: `access_token=${owner.cookies.access_token}` },
+  }
+}
+
+/** latchkey on a fresh PostgreSQL database holding scenario 3's tasks; undefined (and a note) if that fails. */
+async function startTasksOnPostgres(ctx) {
+  if (!postgres.admin || postgres.failed) return undefined
+  let server
+  try {
+    const database = await freshPostgresDatabase('tasks')
+    const env = { ...LATCHKEY_ENV, ...POSTGRES_ENV, DATABASE_URL: database.url }
+    await seedTasksPostgres(tmpDir('tasks-pg-seed'), env, log)
+    const size = (await postgres.admin.query('select pg_database_size($1) as bytes', [database.name])).rows[0].bytes
+    server = await startLatchkeyOnPostgres('tasks-pg', database)
+    return { server, job: await tasksPageJob(server), size: Number(size) }
+  } catch (error) {
+    if (server) await stop(server)
+    ctx.notMeasured['3pg'] = error.message
+    log(`    PostgreSQL skipped: ${error.message}`)
+    return undefined
+  }
+}
+
 scenario(3, 'GET /tasks?limit=20, 1M tasks', async (ctx) => {
   const seeded = await ensureSeeded('tasks', LATCHKEY_ENV, log)
   const dataDir = copyDataDir(seeded.dir, tmpDir('tasks'))
   const server = await startLatchkey('tasks', { dataDir })
+  let pg
   try {
-    const owner = await signIn(server.port, { ...seeded.meta.owner, login: true })
-    const probe = await getJson(server.port, '/tasks?limit=20', { authorization: `Bearer ${owner.accessToken}` })
-    if (probe.status !== 200) throw new Error(`GET /tasks answered ${probe.status}: is the route there yet?`)
-    const page = probe.json
-    if (page.items?.length !== 20) throw new Error(`GET /tasks?limit=20 returned ${page.items?.length} items`)
-    const job = {
-      name: 'tasks-page',
-      path: '/tasks?limit=20',
-      headers: { cookie: `access_token=${owner.cookies.access_token}` },
-    }
-    const reps = await rotated({ reference: ceilingRun(ctx), subject: jobRun(server, job) })
-    return rowOf('3', 'GET /tasks?limit=20 (owner of 10k of 1M tasks)', reps, {
+    const job = await tasksPageJob(server)
+    pg = await startTasksOnPostgres(ctx)
+    const reps = await rotated({
+      reference: ceilingRun(ctx),
+      subject: jobRun(server, job),
+      postgres: pg && jobRun(pg.server, pg.job),
+    })
+    const row = rowOf('3', 'GET /tasks?limit=20 (owner of 10k of 1M tasks)', paired(reps), {
       notes: `database ${(statSync(path.join(dataDir, 'latchkey.db')).size / 2 ** 20).toFixed(0)} MiB`,
     })
+    return [row, pg && postgresRowOf(row, reps, { notes: `database ${(pg.size / 2 ** 20).toFixed(0)} MiB` })]
   } finally {
     await stop(server)
+    if (pg) {
+      await stop(pg.server)
+      await dropPostgresDatabase(pg.server.postgresDatabase)
+    }
   }
 })
 
 scenario(4, 'POST /tasks', async (ctx) => {
-  const job = {
-    name: 'create-task',
-    method: 'POST',
-    path: '/tasks',
-    headers: { authorization: `Bearer ${ctx.user.accessToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ title: 'Benchmark task: buy milk' }),
+  /** The load job on `server` as `user`, after one probe write. */
+  const createTaskJob = async (server, user) => {
+    const authorization = `Bearer ${user.accessToken}`
+    const check = await postJson(server.port, '/tasks', { title: 'probe' }, { authorization })
+    if (check.status !== 201) throw new Error(`POST /tasks answered ${check.status}: is the route there yet?`)
+    return {
+      name: 'create-task',
+      method: 'POST',
+      path: '/tasks',
+      headers: { authorization, 'content-type': 'application/json' },
+      body: JSON.stringify({ title: 'Benchmark task: buy milk' }),
+    }
   }
-  const check = await postJson(
-    ctx.main.port,
-    '/tasks',
-    { title: 'probe' },
-    { authorization: job.headers.authorization },
-  )
-  if (check.status !== 201) throw new Error(`POST /tasks answered ${check.status}: is the route there yet?`)
-  const reps = await rotated({ reference: ceilingRun(ctx), subject: jobRun(ctx.main, job) })
-  return rowOf('4', 'POST /tasks {title} (durable write)', reps)
+  const reps = await rotated({
+    reference: ceilingRun(ctx),
+    subject: jobRun(ctx.main, await createTaskJob(ctx.main, ctx.user)),
+    postgres: ctx.pg && jobRun(ctx.pg, await createTaskJob(ctx.pg, ctx.pg.user)),
+  })
+  const row = rowOf('4', 'POST /tasks {title} (durable write)', paired(reps))
+  return [row, ctx.pg && postgresRowOf(row, reps, { notes: `PostgreSQL ${postgres.durability}` })]
 })
 
 scenario(5, 'POST /auth/refresh', async (ctx) => {
   const account = { email: 'refresh@bench.invalid', password: PASSWORD }
-  await signIn(ctx.main.port, account)
   // Fresh sessions for every measurement: one per connection, each rotating its own token.
-  const freshSessions = async () => {
+  const freshSessions = async (server) => {
     const sessions = []
     for (let i = 0; i < CONNECTIONS; i += 4) {
       const batch = await Promise.all(
-        Array.from({ length: Math.min(4, CONNECTIONS - i) }, () => signIn(ctx.main.port, { ...account, login: true })),
+        Array.from({ length: Math.min(4, CONNECTIONS - i) }, () => signIn(server.port, { ...account, login: true })),
       )
       for (const signedIn of batch) {
         sessions.push({ access_token: signedIn.cookies.access_token, refresh_token: signedIn.cookies.refresh_token })
@@ -306,20 +499,31 @@ scenario(5, 'POST /auth/refresh', async (ctx) => {
     }
     return sessions
   }
-  const subject = async (seconds) => {
-    const sessions = await freshSessions()
-    const { results, rss } = await measure(
-      ctx.main,
-      [{ name: 'refresh', method: 'POST', path: '/auth/refresh', headers: {}, sessions }],
-      { duration: seconds },
-    )
-    return summary(results[0], rss)
+  const refreshRun = async (server) => {
+    await signIn(server.port, account)
+    return async (seconds) => {
+      const sessions = await freshSessions(server)
+      const { results, rss } = await measure(
+        server,
+        [{ name: 'refresh', method: 'POST', path: '/auth/refresh', headers: {}, sessions }],
+        { duration: seconds },
+      )
+      return summary(results[0], rss)
+    }
   }
-  const reps = await rotated({ reference: ceilingRun(ctx), subject })
-  const failed = reps.reduce((sum, rep) => sum + rep.subject.failed, 0)
-  return rowOf('5', 'POST /auth/refresh (real rotation, 50 sessions)', reps, {
-    notes: failed ? `${failed} refreshes failed` : 'every refresh presented the current token and got 200',
+  const reps = await rotated({
+    reference: ceilingRun(ctx),
+    subject: await refreshRun(ctx.main),
+    postgres: ctx.pg && (await refreshRun(ctx.pg)),
   })
+  const failedNote = (which) => {
+    const failed = reps.reduce((sum, rep) => sum + rep[which].failed, 0)
+    return failed ? `${failed} refreshes failed` : 'every refresh presented the current token and got 200'
+  }
+  const row = rowOf('5', 'POST /auth/refresh (real rotation, 50 sessions)', paired(reps), {
+    notes: failedNote('subject'),
+  })
+  return [row, ctx.pg && postgresRowOf(row, reps, { notes: failedNote('postgres') })]
 })
 
 /** The server's own HASH_CONCURRENCY (its default, unless the environment sets one), from src/config.ts. */
@@ -366,11 +570,7 @@ scenario(6, 'POST /auth/login vs raw argon2', async (ctx) => {
 scenario(7, 'GET /users/me while logins hammer', async (ctx) => {
   const account = { email: 'mixed@bench.invalid', password: PASSWORD }
   await signIn(ctx.main.port, account)
-  const me = {
-    name: 'me-cookie',
-    path: '/users/me',
-    headers: { cookie: `access_token=${ctx.user.cookies.access_token}` },
-  }
+  const me = meCookieJob(ctx.user)
   const login = loginJob(account)
   const alone = jobRun(ctx.main, me)
   const mixed = async (seconds) => {
@@ -460,11 +660,7 @@ scenario(8, 'Cleanup of 1M expired sessions under load', async () => {
     })
     try {
       const user = await signIn(server.port, { email: 'cleanup@bench.invalid', password: PASSWORD })
-      const job = {
-        name: 'me-cookie',
-        path: '/users/me',
-        headers: { cookie: `access_token=${user.cookies.access_token}` },
-      }
+      const job = meCookieJob(user)
       const warmStart = Date.now()
       await measure(server, [job], { duration: WARMUP })
       const warmEnd = Date.now()
@@ -584,6 +780,9 @@ const TARGETS = {
     text: '>= 0.35 of ceiling; p99 <= 12 ms; RSS <= 110 MiB',
     check: (r) => r.ratio >= 0.35 && r.p99 <= 12 && r.rss <= 110,
   },
+  '1pg': { text: '>= 0.6 of SQLite', check: (r) => r.ratio >= 0.6 },
+  '1base': { text: 'CPU/req <= 1.10 x baseline', check: (r) => r.ratio <= 1.1 },
+  '1m': { text: 'CPU/req <= 1.03 x metrics off', check: (r) => r.ratio <= 1.03 },
   2: { text: '>= 0.35 of ceiling', check: (r) => r.ratio >= 0.35 },
   3: { text: 'req/s >= 0.8 x scenario 1', check: (r, rows) => rows['1'] && r.rps >= 0.8 * rows['1'].rps },
   6: { text: '>= 0.85 of raw argon2', check: (r) => r.ratio >= 0.85 },
@@ -592,14 +791,23 @@ const TARGETS = {
   9: { text: '<= 2.5 x bare node:http', check: (r) => r.ratio <= 2.5 },
 }
 
+/** The short commit of the checkout holding `dir`, with `+changes` when its work tree differs from it. */
+function commitOf(dir) {
+  try {
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: dir, encoding: 'utf8' }).trim()
+    const changed = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+      cwd: dir,
+      encoding: 'utf8',
+    })
+    return changed.trim() ? `${commit}+changes` : commit
+  } catch {
+    return undefined
+  }
+}
+
 function machineInfo() {
   const cpus = os.cpus()
-  let commit
-  try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim()
-  } catch {
-    commit = undefined
-  }
+  const commit = commitOf(ROOT)
   return {
     cpu: cpus[0]?.model,
     cpus: cpus.length,
@@ -666,19 +874,62 @@ async function main() {
     `latchkey bench: ${DURATION} s per measurement, ${WARMUP} s warm-up, ${REPS} repetitions, ${CONNECTIONS} connections`,
   )
   log(`machine: ${machine.cpu} x${machine.cpus}, node ${machine.node}; temp ${TMP}`)
+  const selected = (id) => !ONLY || ONLY.has(id)
+  const account = { email: 'me@bench.invalid', password: PASSWORD }
   const ceiling = await startCeiling()
   const main = await startLatchkey('main')
-  const user = await signIn(main.port, { email: 'me@bench.invalid', password: PASSWORD })
-  const ctx = { ceiling, main, user }
+  const user = await signIn(main.port, account)
+  const errors = {}
+  const ctx = { ceiling, main, user, notMeasured: errors }
+
+  const postgresScenarios = POSTGRES_SCENARIOS.filter(selected)
+  if (POSTGRES !== 'off' && postgresScenarios.length > 0) {
+    try {
+      postgres.admin = await connectPostgres(POSTGRES)
+      postgres.version = (await postgres.admin.query('show server_version')).rows[0].server_version
+      const { rows } = await postgres.admin.query(
+        "select name, setting from pg_settings where name in ('fsync', 'synchronous_commit')",
+      )
+      postgres.durability = rows.map(({ name, setting }) => `${name}=${setting}`).join(', ')
+      log(`PostgreSQL ${postgres.version} at ${redactedUrl(POSTGRES)}`)
+      await dropLeftoverDatabases()
+      if (postgresScenarios.some((id) => id !== '3')) {
+        ctx.pg = await startLatchkeyOnPostgres('main-pg', await freshPostgresDatabase())
+        ctx.pg.user = await signIn(ctx.pg.port, account)
+      }
+    } catch (error) {
+      ctx.pg = undefined
+      postgres.failed = true
+      for (const id of postgresScenarios) errors[`${id}pg`] = `PostgreSQL: ${error.message}`
+      log(`PostgreSQL column skipped: ${error.message}`)
+    }
+  }
+  if (selected('1')) {
+    // The same build with Prometheus metrics on (a token that only turns them on: nothing scrapes).
+    ctx.metrics = await startLatchkey('main-metrics', { env: { METRICS_TOKEN: randomBytes(32).toString('base64url') } })
+    ctx.metrics.user = await signIn(ctx.metrics.port, account)
+  }
+  if (BASELINE_CLI && selected('1')) {
+    try {
+      if (!existsSync(BASELINE_CLI)) throw new Error(`${BASELINE_CLI} does not exist`)
+      ctx.baseline = await startLatchkey('baseline', { cli: BASELINE_CLI })
+      ctx.baseline.user = await signIn(ctx.baseline.port, account)
+      log(`baseline build: ${BASELINE_CLI} (${commitOf(path.dirname(BASELINE_CLI)) ?? 'commit unknown'})`)
+    } catch (error) {
+      ctx.baseline = undefined
+      errors['1base'] = `baseline build: ${error.message}`
+      log(`baseline skipped: ${error.message}`)
+    }
+  }
 
   const rows = {}
-  const errors = {}
   for (const { id, title, fn } of scenarios) {
-    if (ONLY && !ONLY.has(id)) continue
+    if (!selected(id)) continue
     const t0 = Date.now()
     log(`[${id}] ${title}`)
     try {
-      rows[id] = await fn(ctx)
+      // A scenario gives one row, or several (its PostgreSQL and baseline rows).
+      for (const row of [await fn(ctx)].flat()) if (row) rows[row.id] = row
       log(`    ${((Date.now() - t0) / 1000).toFixed(0)} s`)
     } catch (error) {
       errors[id] = error.message
@@ -688,7 +939,10 @@ async function main() {
   const mainMemory = readMemory(main.pid)
   for (const server of [...running]) await stop(server)
 
-  const ordered = Object.values(rows).sort((a, b) => Number(a.id) - Number(b.id))
+  // By scenario number, each scenario's extra rows (`1base`, `1pg`) after it.
+  const ordered = Object.values(rows).sort(
+    (a, b) => parseInt(a.id, 10) - parseInt(b.id, 10) || a.id.localeCompare(b.id),
+  )
   for (const row of ordered) {
     const target = TARGETS[row.id]
     if (target) {
@@ -716,6 +970,16 @@ async function main() {
       extraLatchkeyEnv: EXTRA_ENV,
       startNodeArgs: START_NODE_ARGS,
       extraNodeArgs: EXTRA_NODE_ARGS,
+      postgres:
+        postgres.version === undefined
+          ? null
+          : {
+              url: redactedUrl(POSTGRES),
+              version: postgres.version,
+              durability: postgres.durability,
+              extraEnv: POSTGRES_EXTRA_ENV,
+            },
+      baseline: ctx.baseline ? { dist: BASELINE_CLI, commit: commitOf(path.dirname(BASELINE_CLI)) } : null,
     },
     mainServerMemoryMiB: { rss: round(mainMemory.rss), peak: round(mainMemory.hwm) },
     scenarios: ordered,
@@ -737,6 +1001,12 @@ try {
   await main()
 } finally {
   for (const server of running) await server.stop()
+  if (postgres.admin) {
+    for (const name of postgres.databases) {
+      await dropDatabase(postgres.admin, name).catch((error) => log(`  ! could not drop ${name}: ${error.message}`))
+    }
+    await postgres.admin.end()
+  }
   if (process.env.BENCH_KEEP === '1') log(`kept ${TMP}`)
   else rmSync(TMP, { recursive: true, force: true })
 }

@@ -3,11 +3,13 @@
 // seeding code's version. Built from a real latchkey data directory (the CLI
 // migrates it and writes its secrets); bulk rows go in directly with
 // better-sqlite3, in big transactions, into the tables the migration creates.
+// The PostgreSQL copy of the tasks data is not cached: it is generated inside
+// PostgreSQL (INSERT ... SELECT over generate_series), in about a minute.
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import Database from 'better-sqlite3'
-import { BENCH_DIR, CLI, freePort, ROOT, signIn, startProcess, waitFor200 } from './lib.mjs'
+import { BENCH_DIR, CLI, connectPostgres, freePort, ROOT, signIn, startProcess, waitFor200 } from './lib.mjs'
 
 /** Bump when the shape of the seeded data changes. */
 const SEED_VERSION = 1
@@ -79,19 +81,14 @@ function insertDummyUsers(db, count, prefix, at) {
   return ids
 }
 
-/**
- * 1,000,000 tasks across 10,000 users; the owner (signed up through the API, so
- * it has a real password) holds 10,000 of them. Rows are inserted in creation
- * order with the users interleaved, as a database that grew over time would be.
- */
-async function seedTasks(tmpDir, env, log) {
-  await migratedDataDir(tmpDir, env)
+/** Starts latchkey once on `dir` (it migrates) and signs the owner up through the API, so it has a real password. */
+async function signUpOwner(dir, env) {
   const port = await freePort()
   const server = startProcess({
     args: [CLI, 'serve'],
-    env: { ...env, DATA_DIR: tmpDir, PORT: String(port) },
-    logFile: path.join(tmpDir, 'seed.log'),
-    cwd: tmpDir,
+    env: { ...env, DATA_DIR: dir, PORT: String(port) },
+    logFile: path.join(dir, 'seed.log'),
+    cwd: dir,
   })
   try {
     await waitFor200(port, '/health', { child: server.child })
@@ -99,6 +96,16 @@ async function seedTasks(tmpDir, env, log) {
   } finally {
     await server.stop()
   }
+}
+
+/**
+ * 1,000,000 tasks across 10,000 users; the owner (signed up through the API, so
+ * it has a real password) holds 10,000 of them. Rows are inserted in creation
+ * order with the users interleaved, as a database that grew over time would be.
+ */
+async function seedTasks(tmpDir, env, log) {
+  await migratedDataDir(tmpDir, env)
+  await signUpOwner(tmpDir, env)
 
   const db = openForSeeding(tmpDir)
   const owner = db.prepare('select id from users where email = ?').get(OWNER.email).id
@@ -173,6 +180,67 @@ async function seedSessions(tmpDir, env, log) {
     )
   }
   return { db, meta: { ...SESSIONS_SEED } }
+}
+
+/**
+ * The tasks data of `seedTasks` (same counts, same rows, same interleaving) in
+ * the empty PostgreSQL database that `env.DATABASE_URL` names: latchkey
+ * migrates it and signs the owner up, then every other row is generated inside
+ * PostgreSQL in batches of INSERT ... SELECT over generate_series. `dir` is a
+ * scratch data directory (the server's log). Returns the meta of `ensureSeeded`.
+ */
+export async function seedTasksPostgres(dir, env, log) {
+  const started = performance.now()
+  mkdirSync(dir, { recursive: true })
+  await signUpOwner(dir, env)
+  const db = await connectPostgres(env.DATABASE_URL)
+  try {
+    // Seeding only: a crash here just means seeding again.
+    await db.query('set synchronous_commit = off')
+    const owner = (await db.query('select id from users where email = $1', [OWNER.email])).rows[0].id
+    const start = Date.now() - TASKS_SEED.tasks * 500
+    const others = TASKS_SEED.users - 1
+    await db.query(
+      `create temporary table bench_users as
+         select n, gen_random_uuid()::text as id from generate_series(0, ${others - 1}) as n`,
+    )
+    await db.query('alter table bench_users add primary key (n)')
+    await db.query(
+      `insert into users (id, email, display_name, password_hash, created_at, updated_at)
+         select id, 'tasks-' || n || '@bench.invalid', 'Bench user ' || n, $1, $2::bigint, $2::bigint from bench_users`,
+      [DUMMY_HASH, start],
+    )
+    const every = TASKS_SEED.tasks / TASKS_SEED.ownerTasks
+    for (let from = 0; from < TASKS_SEED.tasks; from += BATCH_ROWS) {
+      const to = Math.min(from + BATCH_ROWS, TASKS_SEED.tasks)
+      await db.query(
+        `insert into tasks (id, user_id, list_id, title, completed, due_at, notes, created_at, updated_at)
+           select gen_random_uuid()::text,
+                  case when i % ${every} = 0 then $1 else u.id end,
+                  null,
+                  'Task ' || i || ': water the plants and call back',
+                  case when i % 3 = 0 then 1 else 0 end,
+                  case when i % 4 = 0 then $2::bigint + i * 500 + 86400000 end,
+                  case when i % 10 = 0 then 'Some notes about this task, long enough to look like something a person wrote.' end,
+                  $2::bigint + i * 500,
+                  $2::bigint + i * 500
+             from generate_series(${from}, ${to - 1}) as i
+             join bench_users as u on u.n = i % ${others}
+            order by i`,
+        [owner, start],
+      )
+      log(`  tasks (PostgreSQL): ${to.toLocaleString('en')} / ${TASKS_SEED.tasks.toLocaleString('en')}`)
+    }
+    // What autovacuum would have done to a table that grew over time: planner
+    // statistics and a visibility map (index-only scans).
+    await db.query('vacuum (analyze) users, tasks')
+    const ownerTasks = Number((await db.query('select count(*) as n from tasks where user_id = $1', [owner])).rows[0].n)
+    const seconds = ((performance.now() - started) / 1000).toFixed(1)
+    log(`  seeded PostgreSQL in ${seconds} s`)
+    return { owner: { ...OWNER, id: owner, tasks: ownerTasks }, ...TASKS_SEED, seededIn: `${seconds} s` }
+  } finally {
+    await db.end()
+  }
 }
 
 const SEEDERS = { tasks: seedTasks, sessions: seedSessions }

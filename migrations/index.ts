@@ -4,8 +4,16 @@
 import type { Migration } from 'kysely'
 import * as initial from './2026-11-22T1700-initial.js'
 import * as rateLimits from './2026-11-29T1200-rate-limits.js'
+import * as deviceTokens from './2026-11-29T1300-device-tokens.js'
+import * as signingKeys from './2026-11-29T1400-signing-keys.js'
+import * as email from './2026-11-29T1500-email.js'
+import * as securityEvents from './2026-11-29T1600-security-events.js'
 
 export const migrations: Record<string, Migration> = {
   '2026-11-22T1700-initial': initial,
   '2026-11-29T1200-rate-limits': rateLimits,
+  '2026-11-29T1300-device-tokens': deviceTokens,
+  '2026-11-29T1400-signing-keys': signingKeys,
+  '2026-11-29T1500-email': email,
+  '2026-11-29T1600-security-events': securityEvents,
 }

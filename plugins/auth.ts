@@ -1,17 +1,21 @@
 // The auth decorators. `authenticate` (an onRequest hook, applied to protected
 // route folders by their autohooks) accepts an access token from the
 // `Authorization: Bearer` header or the signed `access_token` cookie (the header
-// wins), verifies it synchronously and checks its session on every request, so
+// wins), verifies it (remembering verified tokens) and checks its session on every request, so
 // revocation is immediate. `tokens` issues tokens and owns every auth cookie's
 // name, path and attributes. `requirePasswordConfirmation` guards sensitive changes.
 
 import { randomUUID } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
+import { decodeJwt } from 'jose'
 import { LruMap } from 'toad-cache'
+import { DEVICE_TOKEN_TTL, hashDeviceToken, issueDeviceToken } from '../src/auth/device-tokens.js'
 import type { FlowContext } from '../src/auth/flows/context.js'
+import { requireVerifiedEmail } from '../src/auth/flows/email-verification.js'
 import { createLoginThrottle, type LoginThrottle } from '../src/auth/login-throttle.js'
 import { createPasswordHasher, type PasswordHasher } from '../src/auth/passwords.js'
+import { clientOf, createSecurityEvents, type SecurityEvents } from '../src/auth/security-events.js'
 import {
   createSession,
   createSessionLookup,
@@ -21,9 +25,9 @@ import {
   type SessionPolicy,
   touchSession,
 } from '../src/auth/sessions.js'
-import { type PublicUser, toPublicUser, type UserRecord } from '../src/auth/users.js'
+import { isEmailVerified, type PublicUser, toPublicUser, type UserRecord } from '../src/auth/users.js'
 import { postgresPools } from '../src/db/dialect.js'
-import { AppError, type ErrorCode } from '../src/errors.js'
+import { AppError, accountDisabled, type ErrorCode } from '../src/errors.js'
 import { createCounterFactory } from '../src/limits/counters.js'
 import { ACCESS_SECURITY, errorResponses } from '../src/schemas.js'
 import { toIso } from '../src/time.js'
@@ -38,6 +42,18 @@ export interface RequestAuth {
 export interface IssuedToken {
   token: string
   expiresAt: string
+}
+
+/** RFC 7662's answer for an access token. */
+export interface Introspection {
+  active: boolean
+  sub?: string
+  sid?: string
+  exp?: number
+  iat?: number
+  iss?: string
+  jti?: string
+  aud?: string
 }
 
 export interface SignedIn {
@@ -58,6 +74,8 @@ declare module 'fastify' {
     tokens: Tokens
     passwords: PasswordHasher
     loginThrottle: LoginThrottle
+    /** The security event log and auth counters (src/auth/security-events.ts). */
+    securityEvents: SecurityEvents
     /** What the flows of src/auth/flows run with. */
     flows: FlowContext
   }
@@ -87,8 +105,8 @@ function accessError(code: ErrorCode, message: string): AppError {
 
 export type Tokens = ReturnType<typeof createTokens>
 
-function createTokens(fastify: FastifyInstance) {
-  const { config, db, keys, clock } = fastify
+function createTokens(fastify: FastifyInstance, events: SecurityEvents) {
+  const { config, db, keys, clock, signingKeys } = fastify
   const policy: SessionPolicy = config
   const lookupSession = createSessionLookup(db)
   const baseCookie = {
@@ -105,19 +123,19 @@ function createTokens(fastify: FastifyInstance) {
       sameSite: config.cookieSameSite ?? 'strict',
     },
     password_confirmation_token: { ...baseCookie, path: '/', sameSite: config.cookieSameSite ?? 'lax' },
+    // Not a credential: it never authenticates, it only lets a client that signed
+    // in before past the per-email failed-login ceiling. So it outlives logout:
+    // clearCookies leaves it, and only login reads it (Path=/auth whatever AUTO_REFRESH says).
+    device_token: { ...baseCookie, path: '/auth', sameSite: config.cookieSameSite ?? 'strict' },
   } as const
 
-  function issueAccessToken(userId: string, sessionId: string): IssuedToken {
-    const iat = seconds(clock.now())
+  async function issueAccessToken(userId: string, sessionId: string): Promise<IssuedToken> {
+    const at = clock.now()
+    const iat = seconds(at)
     const exp = iat + config.accessTokenTtl
-    const token = fastify.jwt.access.sign({
-      sub: userId,
-      sid: sessionId,
-      jti: randomUUID(),
-      iat,
-      exp,
-      iss: config.jwtIssuer,
-    })
+    const claims = { sub: userId, sid: sessionId, jti: randomUUID(), iat, exp, iss: config.jwtIssuer }
+    // Signed with the current signing key, named by the header's `kid`.
+    const token = await signingKeys.sign(config.jwtAudience ? { ...claims, aud: config.jwtAudience } : claims, at)
     return { token, expiresAt: toIso(exp * 1000) }
   }
 
@@ -130,8 +148,10 @@ function createTokens(fastify: FastifyInstance) {
     })
   }
 
+  /** Clears the session's cookies; the device cookie stays (API.md section 4: it is kept across logout). */
   function clearCookies(reply: FastifyReply): void {
     for (const [name, options] of Object.entries(cookies)) {
+      if (name === 'device_token') continue
       const { signed: _, ...attributes } = options
       reply.clearCookie(name, attributes)
     }
@@ -158,43 +178,44 @@ function createTokens(fastify: FastifyInstance) {
   type Verified = { ok: true; claims: AccessClaims } | { ok: false; expired: boolean }
 
   // Access tokens already verified, to their claims: a client sends the same token
-  // until it expires. Keyed by the whole token, so a hit proves what a fresh check
-  // would; only the time can change the answer, so expiry is checked on every hit,
-  // by fast-jwt's rule (valid up to and including `exp`). This replaces fast-jwt's
-  // own cache, whose key is a SHA-256 of the token (14% of the CPU of
-  // `/users/me`); fast-jwt warns at start-up about any other key, even the token.
-  const verifiedTokens = new LruMap<{ claims: AccessClaims; expiresAt: number }>(VERIFIED_LIMIT)
+  // until it expires, and an Ed25519 verification costs far more than a map
+  // lookup. Keyed by the whole token, so a hit proves what a fresh check would;
+  // only the time and the key set can change the answer, so on every hit the
+  // expiry is checked (valid while now < `exp`, RFC 7519's rule, as jose counts)
+  // and so is the token's key: a revoked key ends its remembered tokens at once.
+  const verifiedTokens = new LruMap<{ claims: AccessClaims; expiresAt: number; kid: string }>(VERIFIED_LIMIT)
+  const invalid: Verified = { ok: false, expired: false }
 
-  function verifyAccessToken(token: string): Verified {
-    if (token.length > MAX_TOKEN_LENGTH) return { ok: false, expired: false }
+  async function verifyAccessToken(token: string): Promise<Verified> {
+    if (token.length > MAX_TOKEN_LENGTH) return invalid
+    const at = clock.now()
     const known = verifiedTokens.get(token)
     if (known !== undefined) {
-      if (clock.now() <= known.expiresAt) return { ok: true, claims: known.claims }
+      if (!signingKeys.verifies(known.kid, at)) {
+        verifiedTokens.delete(token)
+        return invalid
+      }
+      if (at < known.expiresAt) return { ok: true, claims: known.claims }
       verifiedTokens.delete(token)
       return { ok: false, expired: true }
     }
-    let claims: Record<string, unknown>
-    try {
-      // Signature, algorithm, issuer and required claims; expiry is ours (below),
-      // against the injectable clock.
-      claims = fastify.jwt.access.verify<Record<string, unknown>>(token)
-    } catch {
-      return { ok: false, expired: false }
+    // Signature with the key the `kid` names, in that key's algorithm only;
+    // issuer, audience, required claims and expiry against the injectable clock.
+    const checked = await signingKeys.verify(token, at)
+    if (!checked.ok) return checked
+    const { payload } = checked
+    const { sub, sid, exp } = payload
+    if (typeof sub !== 'string' || typeof sid !== 'string' || typeof exp !== 'number' || 'purpose' in payload) {
+      return invalid
     }
-    const { sub, sid, exp } = claims
-    if (typeof sub !== 'string' || typeof sid !== 'string' || typeof exp !== 'number' || 'purpose' in claims) {
-      return { ok: false, expired: false }
-    }
-    // Valid up to and including `exp`, as fast-jwt counts.
-    if (clock.now() > exp * 1000) return { ok: false, expired: true }
     const verified = { sub, sid }
-    verifiedTokens.set(token, { claims: verified, expiresAt: exp * 1000 })
+    verifiedTokens.set(token, { claims: verified, expiresAt: exp * 1000, kid: checked.kid })
     return { ok: true, claims: verified }
   }
 
   /** The live session an access token belongs to, if the token is valid. */
   async function sessionOfAccessToken(token: string): Promise<{ userId: string; sessionId: string } | undefined> {
-    const verified = verifyAccessToken(token)
+    const verified = await verifyAccessToken(token)
     if (!verified.ok) return undefined
     const session = await lookupSession(verified.claims.sid, clock.now())
     if (!session || session.user.id !== verified.claims.sub) return undefined
@@ -207,13 +228,28 @@ function createTokens(fastify: FastifyInstance) {
     reply: FastifyReply,
   ): Promise<{ session: { id: string; user_id: string }; access: IssuedToken }> {
     const token = readSignedCookie(request, 'refresh_token')
+    if (token && config.requireEmailVerification) {
+      // REQUIRE_EMAIL_VERIFICATION: checked before the rotation, so the cookies stay good for after the link.
+      const owner = await findSessionByRefreshToken(db, keys, policy, token, clock.now(), { allowUsed: true })
+      if (owner) requireVerifiedEmail(config, await isEmailVerified(db, owner.user_id))
+    }
     const result = token
       ? await rotateRefreshToken(db, keys, policy, token, clock.now())
       : ({ ok: false, reason: 'invalid' } as const)
+    events.metrics.refresh(result.ok ? (result.grace ? 'grace' : 'rotated') : result.reason)
     if (!result.ok) {
       clearCookies(reply)
+      if (result.reason === 'disabled') throw accountDisabled()
       if (result.reason === 'reused') {
         request.log.warn({ code: 'REFRESH_TOKEN_REUSED' }, 'refresh token reuse detected; session revoked')
+        events.metrics.sessionsRevoked('refresh_reuse', 1)
+        const { session } = result
+        await events.record(db, {
+          type: 'refresh_reuse_detected',
+          userId: session.user_id,
+          sessionId: session.id,
+          ...clientOf(request),
+        })
         throw new AppError(
           401,
           'REFRESH_TOKEN_REUSED',
@@ -223,27 +259,50 @@ function createTokens(fastify: FastifyInstance) {
       if (result.reason === 'expired') throw new AppError(401, 'REFRESH_TOKEN_EXPIRED', 'The refresh token has expired')
       throw new AppError(401, 'REFRESH_TOKEN_INVALID', 'The refresh token is not valid')
     }
-    const access = issueAccessToken(result.session.user_id, result.session.id)
+    const access = await issueAccessToken(result.session.user_id, result.session.id)
     setSessionCookies(reply, access, result.refreshToken)
     return { session: result.session, access }
+  }
+
+  /** The keyed hash of the device cookie the request presents, if it is validly signed and of our shape. */
+  function deviceTokenHash(request: FastifyRequest): string | undefined {
+    const token = readSignedCookie(request, 'device_token')
+    return token ? hashDeviceToken(keys, token) : undefined
   }
 
   return {
     cookieOptions: cookies,
     clearCookies,
     refresh,
+    deviceTokenHash,
 
-    /** Signs in: a new session, its tokens and cookies, and the response body. */
-    async startSession(request: FastifyRequest, reply: FastifyReply, user: UserRecord): Promise<SignedIn> {
-      const { session, refreshToken } = await createSession(
+    /**
+     * Signs in: a new session, its tokens and cookies, and the response body;
+     * records `event` (a sign-up, or a login by any means) with the new session.
+     */
+    async startSession(
+      request: FastifyRequest,
+      reply: FastifyReply,
+      user: UserRecord,
+      event: 'signup' | 'login_succeeded' = 'login_succeeded',
+    ): Promise<SignedIn> {
+      // Every way in passes here: a disabled account gets no session, whatever proved who it is.
+      if (typeof user.disabled_at === 'number') throw accountDisabled()
+      const client = clientOf(request)
+      const { session, refreshToken, endedBeyondCap } = await createSession(
         db,
         keys,
         policy,
-        { userId: user.id, userAgent: request.headers['user-agent']?.slice(0, 512) ?? null, ip: request.ip },
+        { userId: user.id, userAgent: client.userAgent, ip: request.ip },
         clock.now(),
+        (trx, created) => events.record(trx, { type: event, userId: user.id, sessionId: created.id, ...client }),
       )
-      const access = issueAccessToken(user.id, session.id)
+      events.metrics.sessionsRevoked('session_cap', endedBeyondCap)
+      const access = await issueAccessToken(user.id, session.id)
       setSessionCookies(reply, access, refreshToken)
+      // Every sign-in leaves a device cookie; the one this client held for the user is replaced.
+      const device = await issueDeviceToken(db, keys, user.id, clock.now(), deviceTokenHash(request))
+      reply.setCookie('device_token', device, { ...cookies.device_token, maxAge: DEVICE_TOKEN_TTL })
       return { user: toPublicUser(user), accessToken: access.token, accessTokenExpiresAt: access.expiresAt }
     },
 
@@ -264,6 +323,24 @@ function createTokens(fastify: FastifyInstance) {
         maxAge: config.passwordConfirmationTtl,
       })
       return { token, expiresAt: toIso(exp * 1000) }
+    },
+
+    /** RFC 7662: active only for a valid access token of a live session (what a resource server must honour). */
+    async introspect(token: string): Promise<Introspection> {
+      const session = await sessionOfAccessToken(token)
+      if (!session) return { active: false }
+      // Verified above (signature and claims): its claims can be read as they are.
+      const { sub, sid, exp, iat, iss, jti, aud } = decodeJwt(token)
+      return {
+        active: true,
+        sub,
+        sid: typeof sid === 'string' ? sid : undefined,
+        exp,
+        iat,
+        iss,
+        jti,
+        aud: typeof aud === 'string' ? aud : undefined,
+      }
     },
 
     /**
@@ -301,7 +378,7 @@ function createTokens(fastify: FastifyInstance) {
       }
       if (token === null) throw accessError('ACCESS_TOKEN_INVALID', 'The access token is not valid')
 
-      const verified = token === undefined ? undefined : verifyAccessToken(token)
+      const verified = token === undefined ? undefined : await verifyAccessToken(token)
       const at = clock.now()
       if (verified?.ok) {
         const session = await lookupSession(verified.claims.sid, at)
@@ -370,7 +447,14 @@ function createTokens(fastify: FastifyInstance) {
 
 async function auth(fastify: FastifyInstance): Promise<void> {
   const { config } = fastify
-  const tokens = createTokens(fastify)
+  const securityEvents = createSecurityEvents({
+    clock: fastify.clock,
+    retention: config.securityEventRetention,
+    metrics: fastify.metrics.auth,
+    log: (line) => fastify.log.info(line, 'security event'),
+  })
+  fastify.decorate('securityEvents', securityEvents)
+  const tokens = createTokens(fastify, securityEvents)
   fastify.decorateRequest('auth', null as unknown as RequestAuth)
   fastify.decorate('tokens', tokens)
   fastify.decorate('authenticate', tokens.authenticate)
@@ -381,6 +465,7 @@ async function auth(fastify: FastifyInstance): Promise<void> {
     parallelism: config.argon2Parallelism,
     concurrency: config.hashConcurrency,
     queueMax: config.hashQueueMax,
+    onWait: fastify.metrics.passwordWait,
   })
   fastify.decorate('passwords', passwords)
   fastify.addHook('onListen', async () => passwords.prepare())
@@ -391,10 +476,16 @@ async function auth(fastify: FastifyInstance): Promise<void> {
   )
   const loginThrottle = createLoginThrottle(counters, config.authRateLimitMax)
   fastify.decorate('loginThrottle', loginThrottle)
-  fastify.decorate('flows', { db: fastify.db, clock: fastify.clock, passwords, loginThrottle })
+  fastify.decorate('flows', {
+    db: fastify.db,
+    clock: fastify.clock,
+    passwords,
+    loginThrottle,
+    events: securityEvents,
+  })
 }
 
-export default fp(auth, { name: 'auth', dependencies: ['db', 'redis', 'jwt', 'cookies'] })
+export default fp(auth, { name: 'auth', dependencies: ['db', 'redis', 'jwt', 'cookies', 'metrics'] })
 
 type HookList = NonNullable<RouteOptions['onRequest']>
 

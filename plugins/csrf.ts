@@ -8,7 +8,7 @@ import fp from 'fastify-plugin'
 import { AppError } from '../src/errors.js'
 
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
-const ALWAYS_CHECKED = new Set(['/auth/login', '/auth/signup', '/auth/refresh'])
+const ALWAYS_CHECKED = new Set(['/auth/login', '/auth/signup', '/auth/refresh', '/auth/sign-in-link/confirm'])
 export const AUTH_COOKIES = ['access_token', 'refresh_token', 'password_confirmation_token'] as const
 
 async function csrf(fastify: FastifyInstance): Promise<void> {

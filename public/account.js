@@ -1,8 +1,17 @@
-// latchkey account page: sign up, log in, tasks, sessions, account deletion.
+// latchkey account page: sign up, log in (with a password or a mailed link),
+// reset a forgotten password, confirm an address, tasks and lists, secret
+// messages, sessions, name, email and password, account deletion.
+//
 // It talks to the API with the HttpOnly auth cookies only, so no token is ever
-// readable by this script (none is kept in web storage or a script-readable cookie).
-// An expired access token is refreshed once for every request in flight, and
-// those requests are retried; when the refresh fails, the log-in form shows.
+// readable by this script (none is kept in web storage or a script-readable
+// cookie). An expired access token is refreshed once for every request in
+// flight, and those requests are retried; when the refresh fails, the log-in
+// form shows.
+//
+// A visitor who has not signed in here costs no API request at all: the page
+// remembers one bit, "this browser signed in on this page" (SIGNED_IN_HINT, not
+// a credential), and asks the API who is signed in only when it is set, so a
+// signed-out load logs no refused request in the browser's console.
 
 /** The element with this id (the page's markup is fixed, so it exists). */
 function byId(id) {
@@ -17,6 +26,46 @@ function el(tag, attributes = {}, ...children) {
   for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value)
   element.append(...children)
   return element
+}
+
+/** A button whose accessible name adds `hiddenText` (visible to screen readers only). */
+function button(label, hiddenText, className = 'small') {
+  const attributes = { type: 'button' }
+  if (className) attributes.class = className
+  return el('button', attributes, label, el('span', { class: 'visually-hidden' }, hiddenText))
+}
+
+/** What the server put in `<meta name="latchkey-settings">` (plugins/account-page.ts). */
+const SETTINGS = (() => {
+  const defaults = { cookieSecure: false, signInLinks: true, requireEmailVerification: false }
+  try {
+    const content = document.querySelector('meta[name="latchkey-settings"]')?.getAttribute('content') ?? '{}'
+    return { ...defaults, ...JSON.parse(content) }
+  } catch {
+    return defaults
+  }
+})()
+
+// ---------------------------------------------------------------- the signed-in hint
+
+const SIGNED_IN_HINT = 'latchkey:signed-in'
+
+/** Web storage can be off (private modes, policies): then the API is asked every time. */
+function hintSaysSignedIn() {
+  try {
+    return window.localStorage.getItem(SIGNED_IN_HINT) === 'yes'
+  } catch {
+    return true
+  }
+}
+
+function setSignedInHint(signedIn) {
+  try {
+    if (signedIn) window.localStorage.setItem(SIGNED_IN_HINT, 'yes')
+    else window.localStorage.removeItem(SIGNED_IN_HINT)
+  } catch {
+    // Storage is off: nothing to remember, and hintSaysSignedIn() asks the API.
+  }
 }
 
 // ---------------------------------------------------------------- API client
@@ -41,9 +90,12 @@ class InputError extends Error {}
 /** 401 codes that mean the access token did not get the caller in. */
 const ACCESS_CODES = new Set(['AUTH_REQUIRED', 'ACCESS_TOKEN_EXPIRED', 'ACCESS_TOKEN_INVALID', 'SESSION_REVOKED'])
 
+/** No answer within this long is "could not reach the server", not an endless wait. */
+const REQUEST_TIMEOUT_MS = 30_000
+
 const auth = {
-  /** Whether a refresh cookie may exist: true until an answer says otherwise. */
-  maybeSignedIn: true,
+  /** Whether a refresh cookie may exist: true while signed in here. */
+  maybeSignedIn: false,
   /** Successful refreshes so far; tells a caller whether one happened since it asked. */
   refreshes: 0,
   /** The refresh in flight, shared by every caller (single flight). */
@@ -52,7 +104,7 @@ const auth = {
 
 /** One HTTP exchange; never throws. JSON Content-Type only when there is a body. */
 async function send(method, url, body) {
-  const init = { method, credentials: 'same-origin' }
+  const init = { method, credentials: 'same-origin', signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) }
   if (body !== undefined) {
     init.headers = { 'content-type': 'application/json' }
     init.body = JSON.stringify(body)
@@ -63,26 +115,34 @@ async function send(method, url, body) {
   } catch {
     return { ok: false, status: 0, data: null, retryAfter: null }
   }
-  const data = response.status === 204 ? null : await response.json().catch(() => null)
+  const data = response.status === 204 || response.status === 202 ? null : await response.json().catch(() => null)
   return { ok: response.ok, status: response.status, data, retryAfter: response.headers.get('retry-after') }
 }
 
 const toApiError = (result) => new ApiError(result.status, result.data, result.retryAfter)
 
+/** Refresh refusals that end the session, with what the user should know. */
+const REFRESH_ENDINGS = {
+  EMAIL_NOT_VERIFIED: 'Confirm your email address to go on: open the link we mailed you, then log in again.',
+  ACCOUNT_DISABLED: 'This account is disabled. Contact the operator of this server.',
+}
+
 /**
- * Resolves true once the access token is fresh again, false if the session is
- * gone. Callers that failed before a refresh that has since succeeded simply
- * retry; all others share the one POST /auth/refresh in flight.
+ * Resolves { ok: true } once the access token is fresh again, else { ok: false,
+ * notice } when the session is gone. Callers that failed before a refresh that
+ * has since succeeded simply retry; all others share the one POST /auth/refresh.
  */
 function refreshSession(refreshesSeen) {
-  if (refreshesSeen !== auth.refreshes) return Promise.resolve(true)
+  if (refreshesSeen !== auth.refreshes) return Promise.resolve({ ok: true })
   auth.refreshing ??= send('POST', '/auth/refresh').then((result) => {
     auth.refreshing = null
     if (result.ok) {
       auth.refreshes += 1
-      return true
+      return { ok: true }
     }
-    if (result.status === 401) return false
+    if (result.status === 401) return { ok: false, notice: null }
+    const ending = REFRESH_ENDINGS[result.data?.code]
+    if (result.status === 403 && ending) return { ok: false, notice: ending }
     throw toApiError(result)
   })
   return auth.refreshing
@@ -101,18 +161,28 @@ async function api(method, url, body) {
   const refreshesSeen = auth.refreshes
   let result = await send(method, url, body)
   if (shouldRefresh(result)) {
-    if (!(await refreshSession(refreshesSeen))) throw sessionEnded()
+    const refreshed = await refreshSession(refreshesSeen)
+    if (!refreshed.ok) throw sessionEnded(refreshed.notice)
     result = await send(method, url, body)
   }
-  if (result.status === 401 && ACCESS_CODES.has(result.data?.code)) throw sessionEnded()
+  if (result.status === 401 && ACCESS_CODES.has(result.data?.code)) throw sessionEnded(null)
   if (!result.ok) throw toApiError(result)
   return result.data
 }
 
-function sessionEnded() {
+function sessionEnded(notice) {
   const wasSignedIn = !byId('signed-in').hidden
-  showSignedOut(wasSignedIn ? 'You have been signed out. Log in again to continue.' : '')
+  // On the first load, a session found gone is no news: any notice already shown stays.
+  const message = notice ?? (wasSignedIn ? 'You have been signed out. Log in again to continue.' : undefined)
+  showSignedOut(message, { isError: Boolean(notice) })
   return new SignedOutError('signed out')
+}
+
+/** `path` with `?limit=` and, when there is one, `&cursor=` (plus other filters). */
+function pageUrl(path, limit, cursor, filters = {}) {
+  const query = new URLSearchParams({ limit: String(limit), ...filters })
+  if (cursor) query.set('cursor', cursor)
+  return `${path}?${query}`
 }
 
 // ---------------------------------------------------------------- words
@@ -135,8 +205,24 @@ const FIELD_PROBLEMS = {
   email: 'Enter a valid email address.',
   displayName: 'The display name can be at most 100 characters.',
   password: 'Enter a password.',
-  title: 'A task needs a title of at most 500 characters.',
+  currentPassword: 'Enter your current password.',
+  newPassword: 'The new password must be 8 to 256 characters.',
+  description: 'A description can be at most 2,000 characters.',
+  message: 'A secret message needs 1 to 10,000 characters.',
 }
+
+/** The `title` field's limit depends on what it is the title of. */
+const TITLE_PROBLEMS = {
+  list: 'A list needs a title of at most 200 characters.',
+  secret: 'A title can be at most 200 characters.',
+}
+
+const NOT_VERIFIED = () =>
+  `Confirm your email address first: open the link we mailed you. No mail? ${
+    SETTINGS.signInLinks
+      ? '"Email me a sign-in link" below confirms the address too.'
+      : '"Forgot password?" below sends a link that confirms the address too.'
+  }`
 
 /** An error in plain words; `context` is what the user was doing. */
 function explain(error, context) {
@@ -146,8 +232,11 @@ function explain(error, context) {
     case 'NETWORK':
       return 'Could not reach the server. Check your connection and try again.'
     case 'EMAIL_TAKEN':
-      return 'That email is already registered. Log in instead, or use another email.'
+      return context === 'profile'
+        ? 'That email is already used by another account.'
+        : 'That email is already registered. Log in instead, or use another email.'
     case 'INVALID_CREDENTIALS':
+      if (context === 'current-password') return 'Your current password is not right.'
       return context === 'confirm' ? 'That password is not right.' : 'Wrong email or password.'
     case 'PASSWORD_TOO_WEAK': {
       const reason = error.details[0]?.message ?? 'is too easy to guess'
@@ -157,19 +246,52 @@ function explain(error, context) {
       return `Too many ${context === 'data' ? 'requests' : 'attempts'}: try again in ${waitText(error.retryAfter)}.`
     case 'VALIDATION_FAILED': {
       const field = error.details[0]?.field ?? ''
+      if (field === 'title') return TITLE_PROBLEMS[context] ?? 'A task needs a title of at most 500 characters.'
       return FIELD_PROBLEMS[field] ?? 'Check what you entered and try again.'
     }
     case 'NOT_FOUND':
       return 'That item no longer exists. Reload the page to see the current state.'
+    case 'INVALID_LIST':
+      return 'That list no longer exists. Reload the page to see your lists.'
     case 'CSRF_REJECTED':
       return 'The request was refused because it did not come from this page. Reload it and try again.'
     case 'PAYLOAD_TOO_LARGE':
       return 'That is too long.'
+    case 'EMAIL_NOT_VERIFIED':
+      return NOT_VERIFIED()
+    case 'ACCOUNT_DISABLED':
+      return REFRESH_ENDINGS.ACCOUNT_DISABLED
+    case 'PASSWORD_CONFIRMATION_REQUIRED':
+      return 'Enter your password again to confirm, then retry.'
+    case 'TOKEN_INVALID':
+    case 'TOKEN_EXPIRED':
+      return 'This link has expired or was already used.'
     default:
       return error.status >= 500
         ? 'Something went wrong on the server. Try again in a moment.'
         : `The request was refused: ${error.message}`
   }
+}
+
+/** A mailed link that did not work, and what to do instead. */
+const DEAD_LINKS = {
+  'reset-password': 'This password-reset link has expired or was already used. Ask for a new one below.',
+  'sign-in':
+    'This sign-in link has expired or was already used. Ask for a new one below, or log in with your password.',
+  'verify-email':
+    'This confirmation link has expired, was already used, or is for an address the account no longer has. Log in and send a new one.',
+  'confirm-email-change':
+    'This email-change link has expired, was already used, or was replaced by a newer one. Change the address again to get a new link.',
+}
+
+function explainLink(error, action) {
+  if (error instanceof ApiError && (error.code === 'TOKEN_INVALID' || error.code === 'TOKEN_EXPIRED')) {
+    return DEAD_LINKS[action]
+  }
+  if (error instanceof ApiError && error.code === 'EMAIL_TAKEN') {
+    return 'That address is now used by another account, so your email was not changed.'
+  }
+  return explain(error, 'link')
 }
 
 /** Runs a user action, showing any failure in its alert region. */
@@ -206,11 +328,30 @@ function announce(message) {
   }, 50)
 }
 
+/** Asks before an irreversible action; resolves true if the user confirmed. */
+function confirmAction({ heading, text, action }) {
+  const dialog = byId('confirm-dialog')
+  byId('confirm-heading').textContent = heading
+  byId('confirm-text').textContent = text
+  byId('confirm-ok').textContent = action
+  dialog.returnValue = ''
+  dialog.showModal()
+  byId('confirm-cancel').focus()
+  return new Promise((resolve) => {
+    dialog.addEventListener('close', () => resolve(dialog.returnValue === 'confirm'), { once: true })
+  })
+}
+
 // ---------------------------------------------------------------- devices and times
 
+// A short table, enough to tell one's own devices apart. A maintained parser
+// (bowser) would have to be a dependency served from node_modules and embedded
+// in the single binary; naming the device belongs to GET /auth/sessions, where
+// every client would get it.
 const BROWSERS = [
   ['Edg', 'Edge'],
   ['OPR/', 'Opera'],
+  ['SamsungBrowser/', 'Samsung Internet'],
   ['Firefox/', 'Firefox'],
   ['FxiOS/', 'Firefox'],
   ['CriOS/', 'Chrome'],
@@ -253,52 +394,265 @@ function timeAgo(iso) {
   return 'just now'
 }
 
+function timeElement(iso) {
+  const time = el('time', { datetime: iso, title: new Date(iso).toLocaleString() })
+  time.textContent = timeAgo(iso)
+  return time
+}
+
 // ---------------------------------------------------------------- views
 
-const VIEWS = ['loading', 'signed-out', 'signed-in']
+const VIEWS = ['loading', 'insecure', 'reset', 'signed-out', 'signed-in']
+
+/** What the signed-in view shows, kept between renders. */
+const state = {
+  user: null,
+  /** An address asked for under REQUIRE_EMAIL_VERIFICATION, not confirmed yet (this visit only). */
+  pendingEmail: null,
+  /** The token of the password-reset link being followed. */
+  resetToken: null,
+  lists: [],
+}
 
 function showView(view) {
   for (const id of VIEWS) byId(id).hidden = id !== view
   byId('main').removeAttribute('aria-busy')
 }
 
-function setNotice(message) {
-  byId('notice').textContent = message
+function setNotice(message, { isError = false } = {}) {
+  const notice = byId('notice')
+  notice.textContent = message
+  notice.classList.toggle('is-error', isError && Boolean(message))
 }
 
-function showSignedOut(notice) {
+function closeDialogs() {
+  for (const id of ['delete-dialog', 'confirm-dialog']) {
+    const dialog = byId(id)
+    if (dialog.open) dialog.close()
+  }
+}
+
+/**
+ * The log-in and sign-up forms. `notice` undefined keeps the notice shown;
+ * `keepHint` when the session may well live on (the server could not be reached).
+ */
+function showSignedOut(notice, { isError = false, keepHint = false } = {}) {
   auth.maybeSignedIn = false
-  const dialog = byId('delete-dialog')
-  if (dialog.open) dialog.close()
+  if (!keepHint) setSignedInHint(false)
+  state.user = null
+  state.pendingEmail = null
+  state.lists = []
+  // The next account starts from "All tasks" and its own lists.
+  renderLists()
+  closeDialogs()
   const wasVisible = !byId('signed-out').hidden
   showView('signed-out')
-  setNotice(notice)
-  byId('task-list').replaceChildren()
-  byId('session-list').replaceChildren()
+  if (notice !== undefined) setNotice(notice, { isError })
+  for (const id of ['task-list', 'session-list', 'list-list', 'secret-list']) byId(id).replaceChildren()
+  // Nothing typed for this account stays for the next one.
+  for (const id of ['task-form', 'list-form', 'secret-form', 'profile-form', 'password-form']) byId(id).reset()
   if (wasVisible) return
   // Nothing from an earlier visit to these forms lingers.
-  for (const id of ['login-form', 'signup-form']) byId(id).reset()
-  for (const id of ['login-error', 'signup-error']) byId(id).textContent = ''
-  if (notice) byId('signed-out-heading').focus()
+  for (const id of ['login-form', 'signup-form', 'forgot-form', 'link-form']) byId(id).reset()
+  for (const id of ['login-error', 'signup-error', 'forgot-error', 'forgot-done', 'link-error', 'link-done']) {
+    byId(id).textContent = ''
+  }
+  togglePanel('forgot', false)
+  togglePanel('link-signin', false)
+  if (byId('notice').textContent) byId('signed-out-heading').focus()
+}
+
+/** The user's name, address and banners; the forms of the signed-in view start from them. */
+function showUser(user) {
+  state.user = user
+  if (state.pendingEmail === user.email) state.pendingEmail = null
+  byId('profile-heading').textContent = user.displayName ? `Hello, ${user.displayName}` : 'Your account'
+  byId('profile-email').textContent = user.email
+  byId('verify-banner').hidden = user.emailVerified !== false
+  byId('verify-email').textContent = user.email
+  byId('pending-banner').hidden = state.pendingEmail === null
+  byId('pending-email').textContent = state.pendingEmail ?? ''
+  byId('pending-current').textContent = user.email
+  // For password managers: the account a password form is about (kept by form.reset()).
+  for (const input of document.querySelectorAll('input.username')) {
+    input.defaultValue = user.email
+    input.value = user.email
+  }
+  byId('profile-name').value = user.displayName ?? ''
+  byId('profile-new-email').value = user.email
 }
 
 function showSignedIn(user) {
   auth.maybeSignedIn = true
-  byId('profile-heading').textContent = user.displayName ? `Hello, ${user.displayName}` : 'Your account'
-  byId('profile-email').textContent = user.email
-  for (const id of ['account-error', 'tasks-error', 'sessions-error']) byId(id).textContent = ''
+  setSignedInHint(true)
+  showUser(user)
+  const regions = ['account-error', 'tasks-error', 'lists-error', 'secrets-error', 'sessions-error', 'verify-error']
+  for (const id of [...regions, 'verify-status', 'profile-error', 'profile-done', 'password-error', 'password-done']) {
+    byId(id).textContent = ''
+  }
   showView('signed-in')
 }
 
-/** After log-in or sign-up: the signed-in view, with its data. */
-async function enter(user) {
-  setNotice('')
-  showSignedIn(user)
-  byId('profile-heading').focus()
+/** Loads everything the signed-in view shows; each part reports its own failure. */
+async function loadSignedInData() {
   await Promise.all([
+    attempt(byId('lists-error'), 'data', () => loadLists()),
     attempt(byId('tasks-error'), 'data', () => loadTasks()),
+    attempt(byId('secrets-error'), 'data', () => loadSecrets()),
     attempt(byId('sessions-error'), 'data', () => loadSessions()),
   ])
+}
+
+/** After log-in, sign-up or a sign-in link: the signed-in view, with its data. */
+async function enter(user, notice = '') {
+  setNotice(notice)
+  showSignedIn(user)
+  byId('profile-heading').focus()
+  const view = byId('signed-in')
+  view.setAttribute('aria-busy', 'true')
+  try {
+    await loadSignedInData()
+  } finally {
+    view.removeAttribute('aria-busy')
+  }
+}
+
+/** Secure cookies over plain http from another host: explain, instead of failing at sign-in. */
+function showInsecure() {
+  byId('insecure-origin').textContent = window.location.origin
+  showView('insecure')
+}
+
+// ---------------------------------------------------------------- lists
+
+const LIST_PAGE_SIZE = 100
+/** Enough for any person's lists; the API pages them 100 at a time. */
+const MAX_LISTS = 1000
+
+function listTitle(listId) {
+  return state.lists.find((list) => list.id === listId)?.title ?? 'a list'
+}
+
+function listPath(list) {
+  return `/lists/${encodeURIComponent(list.id)}`
+}
+
+/** The list options of a select, keeping its choice while that list exists. */
+function fillListSelect(select, firstLabel) {
+  const chosen = select.value
+  const options = state.lists.map((list) => {
+    const option = el('option', { value: list.id }, list.title)
+    option.selected = list.id === chosen
+    return option
+  })
+  select.replaceChildren(el('option', { value: '' }, firstLabel), ...options)
+  if (!state.lists.some((list) => list.id === chosen)) select.value = ''
+}
+
+function renderLists() {
+  byId('list-list').replaceChildren(...state.lists.map(listItem))
+  byId('lists-empty').hidden = state.lists.length > 0
+  fillListSelect(byId('new-task-list'), 'No list')
+  fillListSelect(byId('task-filter'), 'All tasks')
+  for (const tag of byId('task-list').querySelectorAll('[data-list-id]')) {
+    tag.textContent = listTitle(tag.getAttribute('data-list-id'))
+  }
+}
+
+function listItem(list) {
+  const item = el('li', { class: 'item' })
+  const show = button('Show tasks', ` of list: ${list.title}`)
+  const edit = button('Edit', ` list: ${list.title}`, 'small edit')
+  const remove = button('Delete', ` list: ${list.title}`)
+  const head = el(
+    'div',
+    { class: 'item-head' },
+    el('p', { class: 'item-title' }, list.title),
+    el('div', { class: 'item-actions' }, show, edit, remove),
+  )
+  item.append(head)
+  if (list.description) item.append(el('p', { class: 'item-meta' }, list.description))
+
+  show.addEventListener('click', () =>
+    attempt(byId('lists-error'), 'data', async () => {
+      byId('task-filter').value = list.id
+      byId('new-task-list').value = list.id
+      await loadTasks()
+      byId('tasks-heading').focus()
+      announce(`Showing the tasks of list ${list.title}`)
+    }),
+  )
+  edit.addEventListener('click', () => item.replaceChildren(listEditForm(list, item)))
+  remove.addEventListener('click', () =>
+    attempt(byId('lists-error'), 'data', async () => {
+      const confirmed = await confirmAction({
+        heading: `Delete the list "${list.title}"?`,
+        text: 'Its tasks are deleted with it. This cannot be undone.',
+        action: 'Delete list',
+      })
+      if (!confirmed) return
+      try {
+        await api('DELETE', listPath(list))
+      } catch (error) {
+        if (!(error instanceof ApiError && error.code === 'NOT_FOUND')) throw error
+      }
+      state.lists = state.lists.filter((other) => other.id !== list.id)
+      renderLists()
+      // Its tasks are gone too.
+      await loadTasks()
+      byId('new-list').focus()
+      announce(`Deleted list ${list.title} and its tasks`)
+    }),
+  )
+  return item
+}
+
+function listEditForm(list, item) {
+  const id = `list-${list.id}`
+  const form = el('form', { 'aria-label': `Edit list: ${list.title}` })
+  const title = el('input', { id: `${id}-title`, name: 'title', type: 'text', required: '', maxlength: '200' })
+  title.value = list.title
+  const description = el('input', { id: `${id}-description`, name: 'description', type: 'text', maxlength: '2000' })
+  description.value = list.description ?? ''
+  const error = el('p', { class: 'error', role: 'alert' })
+  const cancel = el('button', { type: 'button' }, 'Cancel')
+  form.append(
+    el('div', { class: 'field' }, el('label', { for: title.id }, 'Title'), title),
+    el('div', { class: 'field' }, el('label', { for: description.id }, 'Description'), description),
+    error,
+    el('div', { class: 'actions start' }, el('button', { type: 'submit', class: 'primary' }, 'Save list'), cancel),
+  )
+  cancel.addEventListener('click', () => {
+    const restored = listItem(list)
+    item.replaceWith(restored)
+    restored.querySelector('.edit')?.focus()
+  })
+  onSubmit(form, error, 'list', async () => {
+    const newTitle = title.value.trim()
+    if (!newTitle) throw new InputError('A list needs a title.')
+    const { list: saved } = await api('PATCH', listPath(list), {
+      title: newTitle,
+      description: description.value.trim() || null,
+    })
+    state.lists = state.lists.map((other) => (other.id === saved.id ? saved : other))
+    renderLists()
+    byId('list-list').children[state.lists.findIndex((other) => other.id === saved.id)]?.querySelector('.edit')?.focus()
+    announce(`Saved list ${saved.title}`)
+  })
+  setTimeout(() => title.focus(), 0)
+  return form
+}
+
+async function loadLists() {
+  const lists = []
+  let cursor = null
+  do {
+    const page = await api('GET', pageUrl('/lists', LIST_PAGE_SIZE, cursor))
+    lists.push(...page.items)
+    cursor = page.nextCursor
+  } while (cursor && lists.length < MAX_LISTS)
+  state.lists = lists
+  renderLists()
 }
 
 // ---------------------------------------------------------------- tasks
@@ -308,7 +662,10 @@ let nextTaskCursor = null
 let taskCount = 0
 
 function updateTasksEmpty() {
-  byId('tasks-empty').hidden = byId('task-list').children.length > 0
+  const filtered = byId('task-filter').value !== ''
+  const empty = byId('tasks-empty')
+  empty.hidden = byId('task-list').children.length > 0
+  empty.textContent = filtered ? 'No tasks in this list yet.' : 'No tasks yet. Add your first one above.'
   byId('tasks-more').hidden = nextTaskCursor === null
 }
 
@@ -320,14 +677,14 @@ function taskItem(task) {
   const inputId = `task-${++taskCount}`
   const checkbox = el('input', { type: 'checkbox', id: inputId })
   checkbox.checked = task.completed
-  const remove = el(
-    'button',
-    { type: 'button', class: 'small' },
-    'Delete',
-    el('span', { class: 'visually-hidden' }, ` task: ${task.title}`),
-  )
+  const remove = button('Delete', ` task: ${task.title}`)
   const item = el('li', { class: task.completed ? 'task completed' : 'task' }, checkbox)
-  item.append(el('label', { for: inputId }, task.title), remove)
+  item.append(el('label', { for: inputId }, task.title))
+  // In "All tasks", a task's list shows beside it.
+  if (task.listId && byId('task-filter').value === '') {
+    item.append(el('span', { class: 'tag', 'data-list-id': task.listId }, listTitle(task.listId)))
+  }
+  item.append(remove)
 
   checkbox.addEventListener('change', () =>
     attempt(byId('tasks-error'), 'data', async () => {
@@ -366,9 +723,10 @@ function taskItem(task) {
 }
 
 async function loadTasks(cursor = null) {
-  const query = new URLSearchParams({ limit: String(TASK_PAGE_SIZE) })
-  if (cursor) query.set('cursor', cursor)
-  const page = await api('GET', `/tasks?${query}`)
+  const listId = byId('task-filter').value
+  const page = await api('GET', pageUrl('/tasks', TASK_PAGE_SIZE, cursor, listId ? { listId } : {}))
+  // The filter may have changed while this page was on its way.
+  if (byId('task-filter').value !== listId) return
   const items = page.items.map(taskItem)
   if (cursor) byId('task-list').append(...items)
   else byId('task-list').replaceChildren(...items)
@@ -376,38 +734,173 @@ async function loadTasks(cursor = null) {
   updateTasksEmpty()
 }
 
+// ---------------------------------------------------------------- secret messages
+
+const SECRET_PAGE_SIZE = 50
+let nextSecretCursor = null
+
+function secretPath(secret) {
+  return `/secrets/${encodeURIComponent(secret.id)}`
+}
+
+function secretName(secret) {
+  return secret.title || 'Untitled secret'
+}
+
+function updateSecretsEmpty() {
+  byId('secrets-empty').hidden = byId('secret-list').children.length > 0
+  byId('secrets-more').hidden = nextSecretCursor === null
+}
+
+/** One secret: its title and date; the message only once asked for (GET /secrets/:id). */
+function secretItem(secret) {
+  const item = el('li', { class: 'item' })
+  const name = secretName(secret)
+  const read = button('Read', ` secret: ${name}`)
+  read.setAttribute('aria-expanded', 'false')
+  const edit = button('Edit', ` secret: ${name}`, 'small edit')
+  const remove = button('Delete', ` secret: ${name}`)
+  const message = el('p', { class: 'secret-message', hidden: '' })
+  const meta = el('p', { class: 'item-meta' }, 'saved ', timeElement(secret.updatedAt))
+  item.append(
+    el(
+      'div',
+      { class: 'item-head' },
+      el('div', {}, el('p', { class: 'item-title' }, name), meta),
+      el('div', { class: 'item-actions' }, read, edit, remove),
+    ),
+    message,
+  )
+
+  read.addEventListener('click', () =>
+    attempt(byId('secrets-error'), 'data', async () => {
+      if (!message.hidden) {
+        message.hidden = true
+        message.textContent = ''
+        read.firstChild.textContent = 'Read'
+        read.setAttribute('aria-expanded', 'false')
+        return
+      }
+      const { secret: opened } = await api('GET', secretPath(secret))
+      message.textContent = opened.message
+      message.hidden = false
+      read.firstChild.textContent = 'Hide'
+      read.setAttribute('aria-expanded', 'true')
+    }),
+  )
+  edit.addEventListener('click', () =>
+    attempt(byId('secrets-error'), 'data', async () => {
+      // The message as stored now (another tab may have changed it).
+      const { secret: current } = await api('GET', secretPath(secret))
+      item.replaceChildren(secretEditForm(current, item))
+    }),
+  )
+  remove.addEventListener('click', () =>
+    attempt(byId('secrets-error'), 'data', async () => {
+      const confirmed = await confirmAction({
+        heading: `Delete the secret "${name}"?`,
+        text: 'The message is gone for good: nobody, not even the server operator, can bring it back.',
+        action: 'Delete secret',
+      })
+      if (!confirmed) return
+      try {
+        await api('DELETE', secretPath(secret))
+      } catch (error) {
+        if (!(error instanceof ApiError && error.code === 'NOT_FOUND')) throw error
+      }
+      item.remove()
+      updateSecretsEmpty()
+      byId('new-secret-message').focus()
+      announce(`Deleted secret ${name}`)
+    }),
+  )
+  return item
+}
+
+function secretEditForm(secret, item) {
+  const id = `secret-${secret.id}`
+  const form = el('form', { 'aria-label': `Edit secret: ${secretName(secret)}` })
+  const title = el('input', { id: `${id}-title`, name: 'title', type: 'text', maxlength: '200' })
+  title.value = secret.title ?? ''
+  const message = el('textarea', { id: `${id}-message`, name: 'message', rows: '4', required: '', maxlength: '10000' })
+  message.value = secret.message
+  const error = el('p', { class: 'error', role: 'alert' })
+  const cancel = el('button', { type: 'button' }, 'Cancel')
+  form.append(
+    el('div', { class: 'field' }, el('label', { for: title.id }, 'Title'), title),
+    el('div', { class: 'field' }, el('label', { for: message.id }, 'Message'), message),
+    error,
+    el('div', { class: 'actions start' }, el('button', { type: 'submit', class: 'primary' }, 'Save secret'), cancel),
+  )
+  cancel.addEventListener('click', () => {
+    const restored = secretItem(secret)
+    item.replaceWith(restored)
+    restored.querySelector('.edit')?.focus()
+  })
+  onSubmit(form, error, 'secret', async () => {
+    if (!message.value.trim()) throw new InputError('A secret message cannot be empty.')
+    const { secret: saved } = await api('PATCH', secretPath(secret), {
+      title: title.value.trim() || null,
+      message: message.value,
+    })
+    const restored = secretItem(saved)
+    item.replaceWith(restored)
+    restored.querySelector('.edit')?.focus()
+    announce(`Saved secret ${secretName(saved)}`)
+  })
+  setTimeout(() => message.focus(), 0)
+  return form
+}
+
+async function loadSecrets(cursor = null) {
+  const page = await api('GET', pageUrl('/secrets', SECRET_PAGE_SIZE, cursor))
+  const items = page.items.map(secretItem)
+  if (cursor) byId('secret-list').append(...items)
+  else byId('secret-list').replaceChildren(...items)
+  nextSecretCursor = page.nextCursor
+  updateSecretsEmpty()
+}
+
 // ---------------------------------------------------------------- sessions
+
+async function logOutHere() {
+  // `current` logout always succeeds and clears the cookies; no refresh needed.
+  const result = await send('POST', '/auth/logout')
+  if (!result.ok) throw toApiError(result)
+  showSignedOut('You are logged out.')
+}
 
 function sessionItem(session) {
   const device = describeDevice(session.userAgent)
   const heading = el('p', { class: 'session-device' }, device)
   if (session.current) heading.append(el('span', { class: 'badge' }, 'This device'))
-  const lastUsed = el('time', { datetime: session.lastUsedAt, title: new Date(session.lastUsedAt).toLocaleString() })
-  lastUsed.textContent = timeAgo(session.lastUsedAt)
-  const meta = el('p', { class: 'session-meta' }, `IP ${session.ip ?? 'unknown'} · last used `, lastUsed)
-  const revoke = el(
-    'button',
-    { type: 'button', class: 'small' },
-    'Revoke',
-    el('span', { class: 'visually-hidden' }, ` ${device}${session.current ? ' (this device)' : ''}`),
+  const meta = el(
+    'p',
+    { class: 'session-meta' },
+    `IP ${session.ip ?? 'unknown'} · last used `,
+    timeElement(session.lastUsedAt),
   )
-  revoke.addEventListener('click', () =>
+  // Ending this device's session is logging out: the button says so.
+  const end = session.current
+    ? el('button', { type: 'button', class: 'small' }, 'Log out of this device')
+    : button('Revoke', ` ${device}`)
+  end.addEventListener('click', () =>
     attempt(byId('sessions-error'), 'data', async () => {
+      if (session.current) {
+        await logOutHere()
+        return
+      }
       try {
         await api('DELETE', `/auth/sessions/${encodeURIComponent(session.id)}`)
       } catch (error) {
         if (!(error instanceof ApiError && error.code === 'NOT_FOUND')) throw error
-      }
-      if (session.current) {
-        showSignedOut('You logged out of this device.')
-        return
       }
       await loadSessions()
       byId('sessions-heading').focus()
       announce(`Revoked the session on ${device}`)
     }),
   )
-  return el('li', { class: 'session' }, el('div', { class: 'session-info' }, heading, meta), revoke)
+  return el('li', { class: 'session' }, el('div', { class: 'session-info' }, heading, meta), end)
 }
 
 async function loadSessions() {
@@ -418,11 +911,117 @@ async function loadSessions() {
   byId('logout-others').hidden = items.length < 2
 }
 
+// ---------------------------------------------------------------- mailed links
+
+/**
+ * The link this page was opened from (`#action=...&token=...`, src/mail/templates.ts),
+ * taken out of the address bar at once so the token stays out of the history.
+ */
+function takeLink() {
+  const fragment = window.location.hash.slice(1)
+  if (!fragment) return null
+  const params = new URLSearchParams(fragment)
+  const action = params.get('action')
+  const token = params.get('token')
+  if (!action || !token) return null
+  window.history.replaceState(null, '', window.location.pathname + window.location.search)
+  return { action, token }
+}
+
+/** Follows a link; true when it decided what the page shows (else the account loads as usual). */
+async function followLink() {
+  const link = takeLink()
+  if (!link) return false
+  switch (link.action) {
+    case 'reset-password':
+      showReset(link.token)
+      return true
+    case 'sign-in': {
+      const result = await send('POST', '/auth/sign-in-link/confirm', { token: link.token })
+      if (result.ok) {
+        await enter(signedInUser(result), 'You are signed in.')
+        return true
+      }
+      setNotice(explainLink(toApiError(result), link.action), { isError: true })
+      return false
+    }
+    case 'verify-email': {
+      const result = await send('POST', '/auth/email-verification/confirm', { token: link.token })
+      if (result.ok) setNotice(`Your email address ${result.data.user.email} is confirmed.`)
+      else setNotice(explainLink(toApiError(result), link.action), { isError: true })
+      return false
+    }
+    case 'confirm-email-change': {
+      const result = await send('POST', '/auth/email-change/confirm', { token: link.token })
+      if (result.ok) {
+        state.pendingEmail = null
+        setNotice(`Your email address is now ${result.data.user.email}.`)
+      } else {
+        setNotice(explainLink(toApiError(result), link.action), { isError: true })
+      }
+      return false
+    }
+    default:
+      setNotice('This link is not one this page knows. Open the newest link from your mail.', { isError: true })
+      return false
+  }
+}
+
+function showReset(token) {
+  state.resetToken = token
+  closeDialogs()
+  byId('reset-form').reset()
+  byId('reset-error').textContent = ''
+  setNotice('')
+  showView('reset')
+  byId('reset-heading').focus()
+}
+
 // ---------------------------------------------------------------- wiring
+
+/**
+ * The user of a successful sign-in. An account with a second factor answers
+ * `mfaRequired` instead (API.md section 7), which this page cannot complete.
+ */
+function signedInUser(result) {
+  if (result.data?.user) return result.data.user
+  throw new InputError('This account asks for a second factor, which this page cannot ask for. Use an app that can.')
+}
 
 function formValues(form) {
   const values = Object.fromEntries(new FormData(form))
   return Object.fromEntries(Object.entries(values).map(([name, value]) => [name, String(value)]))
+}
+
+/** Shows or hides a panel of the log-in card, with its toggle's state. */
+function togglePanel(id, open) {
+  const toggle = document.querySelector(`[aria-controls="${id}"]`)
+  byId(id).hidden = !open
+  toggle?.setAttribute('aria-expanded', String(open))
+}
+
+/** The "Forgot password?" and "Email me a sign-in link" panels: one mail request each. */
+function wireMailRequest({ toggleId, panelId, formId, emailId, doneId, errorId, headingId, url, done }) {
+  const toggle = byId(toggleId)
+  toggle.addEventListener('click', () => {
+    const open = byId(panelId).hidden
+    togglePanel(panelId, open)
+    if (!open) return
+    // Start from the address typed to log in, if any.
+    const typed = byId('login-email').value.trim()
+    if (typed && !byId(emailId).value) byId(emailId).value = typed
+    byId(doneId).textContent = ''
+    byId(headingId).focus()
+  })
+  const form = byId(formId)
+  onSubmit(form, byId(errorId), 'mail', async () => {
+    byId(doneId).textContent = ''
+    const email = byId(emailId).value.trim()
+    const result = await send('POST', url, { email })
+    if (!result.ok) throw toApiError(result)
+    // The same answer for every address: the page cannot know, and says so.
+    byId(doneId).textContent = done(email)
+  })
 }
 
 function wireSignedOut() {
@@ -432,7 +1031,7 @@ function wireSignedOut() {
     const result = await send('POST', '/auth/login', { email: email.trim(), password })
     if (!result.ok) throw toApiError(result)
     loginForm.reset()
-    await enter(result.data.user)
+    await enter(signedInUser(result))
   })
 
   const signupForm = byId('signup-form')
@@ -443,19 +1042,68 @@ function wireSignedOut() {
     const result = await send('POST', '/auth/signup', body)
     if (!result.ok) throw toApiError(result)
     signupForm.reset()
-    await enter(result.data.user)
+    await enter(signedInUser(result))
+  })
+
+  wireMailRequest({
+    toggleId: 'forgot-open',
+    panelId: 'forgot',
+    formId: 'forgot-form',
+    emailId: 'forgot-email',
+    doneId: 'forgot-done',
+    errorId: 'forgot-error',
+    headingId: 'forgot-heading',
+    url: '/auth/password-reset',
+    done: (email) => `If an account uses ${email}, a link to choose a new password is on its way. Check your inbox.`,
+  })
+  if (SETTINGS.signInLinks) {
+    wireMailRequest({
+      toggleId: 'link-open',
+      panelId: 'link-signin',
+      formId: 'link-form',
+      emailId: 'link-email',
+      doneId: 'link-done',
+      errorId: 'link-error',
+      headingId: 'link-heading',
+      url: '/auth/sign-in-link',
+      done: (email) => `If an account uses ${email}, a sign-in link is on its way. Open it in this browser.`,
+    })
+  } else {
+    byId('link-open').hidden = true
+  }
+
+  const resetForm = byId('reset-form')
+  onSubmit(resetForm, byId('reset-error'), 'reset', async () => {
+    const { email, newPassword } = formValues(resetForm)
+    const result = await send('POST', '/auth/password-reset/confirm', { token: state.resetToken, newPassword })
+    if (!result.ok) {
+      const error = toApiError(result)
+      if (error.code !== 'TOKEN_INVALID' && error.code !== 'TOKEN_EXPIRED') throw error
+      state.resetToken = null
+      showSignedOut(explainLink(error, 'reset-password'), { isError: true })
+      byId('forgot-email').value = email.trim()
+      togglePanel('forgot', true)
+      return
+    }
+    state.resetToken = null
+    resetForm.reset()
+    // Every session has just ended; sign in here with the new password.
+    const login = await send('POST', '/auth/login', { email: email.trim(), password: newPassword })
+    if (login.ok) {
+      await enter(signedInUser(login), 'Your new password is set, and every other session is logged out.')
+      return
+    }
+    showSignedOut(`Your new password is set. Log in with it. (${explain(toApiError(login), 'login')})`)
+    byId('login-email').value = email.trim()
+  })
+  byId('reset-cancel').addEventListener('click', () => {
+    state.resetToken = null
+    loadAccount().catch(pageFailed)
   })
 }
 
 function wireSignedIn() {
-  byId('logout').addEventListener('click', () =>
-    attempt(byId('account-error'), 'data', async () => {
-      // `current` logout always succeeds and clears the cookies; no refresh needed.
-      const result = await send('POST', '/auth/logout')
-      if (!result.ok) throw toApiError(result)
-      showSignedOut('You are logged out.')
-    }),
-  )
+  byId('logout').addEventListener('click', () => attempt(byId('account-error'), 'data', logOutHere))
 
   byId('logout-others').addEventListener('click', () =>
     attempt(byId('sessions-error'), 'data', async () => {
@@ -465,22 +1113,121 @@ function wireSignedIn() {
     }),
   )
 
+  byId('verify-resend').addEventListener('click', () => {
+    byId('verify-status').textContent = ''
+    return attempt(byId('verify-error'), 'mail', async () => {
+      await api('POST', '/auth/email-verification')
+      byId('verify-status').textContent = `Sent. Check the inbox of ${state.user?.email ?? 'your address'}.`
+    })
+  })
+
+  // Tasks: add (to the chosen list), filter by list, page.
   const taskForm = byId('task-form')
   const newTask = byId('new-task')
   onSubmit(taskForm, byId('tasks-error'), 'data', async () => {
     const title = newTask.value.trim()
     if (!title) throw new InputError('Type a task first.')
-    const { task } = await api('POST', '/tasks', { title })
-    byId('task-list').prepend(taskItem(task))
+    const listId = byId('new-task-list').value
+    const { task } = await api('POST', '/tasks', listId ? { title, listId } : { title })
+    const filter = byId('task-filter').value
+    if (filter === '' || filter === task.listId) byId('task-list').prepend(taskItem(task))
     newTask.value = ''
     updateTasksEmpty()
-    announce(`Added task: ${task.title}`)
+    announce(task.listId ? `Added task: ${task.title}, to ${listTitle(task.listId)}` : `Added task: ${task.title}`)
   })
-
+  byId('task-filter').addEventListener('change', () =>
+    attempt(byId('tasks-error'), 'data', async () => {
+      const listId = byId('task-filter').value
+      if (listId) byId('new-task-list').value = listId
+      await loadTasks()
+    }),
+  )
   byId('tasks-more').addEventListener('click', () =>
     attempt(byId('tasks-error'), 'data', () => loadTasks(nextTaskCursor)),
   )
 
+  // Lists.
+  const listForm = byId('list-form')
+  onSubmit(listForm, byId('lists-error'), 'list', async () => {
+    const { title, description } = formValues(listForm)
+    if (!title.trim()) throw new InputError('Type a name for the list first.')
+    const body = { title: title.trim() }
+    if (description.trim()) body.description = description.trim()
+    const { list } = await api('POST', '/lists', body)
+    state.lists = [list, ...state.lists]
+    renderLists()
+    listForm.reset()
+    byId('new-list').focus()
+    announce(`Added list ${list.title}`)
+  })
+
+  // Secret messages.
+  const secretForm = byId('secret-form')
+  onSubmit(secretForm, byId('secrets-error'), 'secret', async () => {
+    const { title, message } = formValues(secretForm)
+    if (!message.trim()) throw new InputError('Type a message first.')
+    const body = { message }
+    if (title.trim()) body.title = title.trim()
+    const { secret } = await api('POST', '/secrets', body)
+    byId('secret-list').prepend(secretItem(secret))
+    updateSecretsEmpty()
+    secretForm.reset()
+    announce(`Saved secret ${secretName(secret)}`)
+  })
+  byId('secrets-more').addEventListener('click', () =>
+    attempt(byId('secrets-error'), 'data', () => loadSecrets(nextSecretCursor)),
+  )
+
+  // Name and email, after the password confirms it is the owner.
+  const profileForm = byId('profile-form')
+  onSubmit(profileForm, byId('profile-error'), 'profile', async () => {
+    byId('profile-done').textContent = ''
+    const { displayName, email, password } = formValues(profileForm)
+    const user = state.user
+    if (!user) return
+    const body = {}
+    const name = displayName.trim()
+    if (name !== (user.displayName ?? '')) body.displayName = name || null
+    const newEmail = email.trim().toLowerCase()
+    if (newEmail !== user.email) body.email = newEmail
+    if (Object.keys(body).length === 0) throw new InputError('Nothing to save: change your name or email first.')
+    try {
+      await api('POST', '/auth/password-confirmation', { password })
+    } catch (error) {
+      if (error instanceof ApiError && error.code === 'INVALID_CREDENTIALS') {
+        throw new InputError('That password is not right.')
+      }
+      throw error
+    }
+    const { user: saved } = await api('PATCH', '/users/me', body)
+    byId('profile-password').value = ''
+    let done = 'Saved.'
+    if (body.email !== undefined) {
+      if (saved.email === body.email) {
+        state.pendingEmail = null
+        done = `Saved. Your email address is now ${saved.email}; we mailed it a link to confirm it.`
+      } else {
+        // REQUIRE_EMAIL_VERIFICATION: the address changes when the link is opened.
+        state.pendingEmail = body.email
+        done = `We mailed a link to ${body.email}. Your address changes when you open it.`
+      }
+    }
+    showUser(saved)
+    byId('profile-done').textContent = done
+  })
+
+  // Password.
+  const passwordForm = byId('password-form')
+  onSubmit(passwordForm, byId('password-error'), 'current-password', async () => {
+    byId('password-done').textContent = ''
+    const { currentPassword, newPassword } = formValues(passwordForm)
+    await api('PUT', '/users/me/password', { currentPassword, newPassword })
+    passwordForm.reset()
+    byId('password-done').textContent = 'Your password is changed. Your other sessions were logged out.'
+    await attempt(byId('sessions-error'), 'data', () => loadSessions())
+  })
+
+  // Account deletion.
   const dialog = byId('delete-dialog')
   const deleteForm = byId('delete-form')
   byId('delete-open').addEventListener('click', () => {
@@ -502,21 +1249,63 @@ function wireSignedIn() {
   })
 }
 
-async function start() {
-  wireSignedOut()
-  wireSignedIn()
-  // All three at once: if the access token has expired they share one refresh.
-  const [me, tasks, sessions] = await Promise.allSettled([api('GET', '/users/me'), loadTasks(), loadSessions()])
+/** Who is signed in, and their data; the log-in form when nobody is. */
+async function loadAccount() {
+  if (!hintSaysSignedIn()) {
+    // Never signed in on this page in this browser (or signed out since): no need to ask.
+    showSignedOut()
+    return
+  }
+  auth.maybeSignedIn = true
+  // All at once: if the access token has expired they share one refresh.
+  const [me, lists, tasks, secrets, sessions] = await Promise.allSettled([
+    api('GET', '/users/me'),
+    loadLists(),
+    loadTasks(),
+    loadSecrets(),
+    loadSessions(),
+  ])
   if (me.status === 'rejected') {
     if (!(me.reason instanceof SignedOutError)) {
-      showSignedOut('')
+      // No answer (or a server error): the session may well be alive, so a reload asks again.
+      showSignedOut(undefined, { keepHint: true })
       byId('login-error').textContent = explain(me.reason, 'data')
     }
     return
   }
   showSignedIn(me.value.user)
-  if (tasks.status === 'rejected') byId('tasks-error').textContent = explain(tasks.reason, 'data')
-  if (sessions.status === 'rejected') byId('sessions-error').textContent = explain(sessions.reason, 'data')
+  const failures = [
+    [lists, 'lists-error'],
+    [tasks, 'tasks-error'],
+    [secrets, 'secrets-error'],
+    [sessions, 'sessions-error'],
+  ]
+  for (const [outcome, region] of failures) {
+    if (outcome.status === 'rejected') byId(region).textContent = explain(outcome.reason, 'data')
+  }
 }
 
-start()
+async function start() {
+  if (SETTINGS.cookieSecure && !window.isSecureContext) {
+    showInsecure()
+    return
+  }
+  wireSignedOut()
+  wireSignedIn()
+  // A link opened while the page is already open changes only the fragment.
+  window.addEventListener('hashchange', () => {
+    followLink()
+      .then((decided) => (decided ? undefined : loadAccount()))
+      .catch(pageFailed)
+  })
+  if (await followLink()) return
+  await loadAccount()
+}
+
+/** A bug of this page, not a refusal of the API: say so rather than leave a blank or spinning page. */
+function pageFailed() {
+  showView('signed-out')
+  setNotice('Something went wrong on this page. Reload it and try again.', { isError: true })
+}
+
+start().catch(pageFailed)

@@ -1,4 +1,5 @@
-// Liveness (the process answers) and readiness (the database answers).
+// Liveness (the process answers) and readiness: the database answers, its disk
+// is not full and it has not answered that it is damaged (and Redis answers).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyInstance } from 'fastify'
@@ -39,14 +40,22 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     {
       schema: {
         tags: ['health'],
-        summary: 'Readiness: the database (and Redis, when configured) answers',
+        summary: 'Readiness: the database (and Redis, when configured) answers, and can write',
         response: { 200: Status, ...errorResponses(503) },
       },
     },
     async () => {
-      const [database, redis] = await Promise.all([fastify.database.ping(), pingRedis(fastify)])
+      const [fault, redis] = await Promise.all([fastify.databaseHealth.check(), pingRedis(fastify)])
       if (!redis) throw new AppError(503, 'SERVICE_UNAVAILABLE', 'Redis does not answer')
-      if (!database) throw new AppError(503, 'SERVICE_UNAVAILABLE', 'The database does not answer')
+      if (fault?.kind === 'storage-full') {
+        throw new AppError(503, 'STORAGE_FULL', 'The disk that holds the database is full; writes fail', undefined, {
+          'Retry-After': '60',
+        })
+      }
+      if (fault?.kind === 'damaged') {
+        throw new AppError(503, 'SERVICE_UNAVAILABLE', `The database answers that it is damaged (${fault.code})`)
+      }
+      if (fault) throw new AppError(503, 'SERVICE_UNAVAILABLE', 'The database does not answer')
       return { status: 'ready' }
     },
   )

@@ -4,9 +4,10 @@
 // 1. esbuild bundles binary/main.ts and everything it imports into one CommonJS
 //    file (the SEA format of Node 20), as `npm run build` bundles the server
 //    (bundle/esbuild.ts: routes/ as static imports, repository paths per module).
-// 2. Files read at run time (native addons, public/, Swagger UI's assets,
-//    package.json) become SEA assets, unpacked at start into a private cache
+// 2. Files read at run time (native addons, public/, Swagger UI's assets)
+//    become SEA assets, unpacked on first use into a private cache
 //    (binary/embedded.ts), which stands for the repository in the bundle. The
+//    version is compiled in (`--version` reads no file). The
 //    session cleanup's worker thread is bundled on its own and carried as one
 //    more asset, which the worker runs from memory (binary/cleanup-worker.ts).
 // 3. `node --experimental-sea-config` makes the blob (with V8's code cache) and
@@ -90,7 +91,6 @@ function filesUnder(dir: string): string[] {
 function embeddedFiles(version: string, addonFiles: string[]): { list: EmbeddedFiles; sources: Map<string, string> } {
   const sources = new Map<string, string>()
   const add = (file: string) => sources.set(repositoryPath(file), file)
-  add(path.join(ROOT, 'package.json')) // src/version.ts reads the version from it
   for (const file of addonFiles) add(file)
   for (const dir of embeddedFolders()) {
     try {
@@ -110,6 +110,24 @@ function embeddedFiles(version: string, addonFiles: string[]): { list: EmbeddedF
     .digest('hex')
     .slice(0, 16)
   return { list: { id: `${version}-${id}`, files }, sources }
+}
+
+/**
+ * src/version.ts reads package.json beside itself as it loads; in the binary
+ * the version is the build's, so that `--version` and `--help` touch no file.
+ */
+function versionPlugin(version: string): esbuild.Plugin {
+  const original = path.join(ROOT, 'src', 'version.ts')
+  return {
+    name: 'latchkey-version',
+    setup(build) {
+      build.onLoad({ filter: /[\\/]version\.ts$/ }, (args) =>
+        args.path === original
+          ? { contents: `export const version = ${JSON.stringify(version)}\n`, loader: 'ts' }
+          : undefined,
+      )
+    },
+  }
 }
 
 /** Replaces the addon loaders (`bindings`, `node-gyp-build`) of known packages; fails on any other addon. */
@@ -186,6 +204,7 @@ export async function buildBinary(
       staticRoutesPlugin(manifestFile),
       cleanupWorkerScriptPlugin(workerScript),
       nativeAddonsPlugin(addons),
+      versionPlugin(version), // before repositoryPathsPlugin, whose onLoad would take the file
       repositoryPathsPlugin(EMBEDDED_TS),
     ],
   })
@@ -197,7 +216,12 @@ export async function buildBinary(
     ...BUNDLE_OPTIONS,
     entryPoints: [path.join(import.meta.dirname, 'binary', 'cleanup-worker.ts')],
     outfile: workerFile,
-    plugins: [cleanupWorkerScriptPlugin(workerScript), nativeAddonsPlugin(addons), repositoryPathsPlugin(EMBEDDED_TS)],
+    plugins: [
+      cleanupWorkerScriptPlugin(workerScript),
+      nativeAddonsPlugin(addons),
+      versionPlugin(version),
+      repositoryPathsPlugin(EMBEDDED_TS),
+    ],
   })
   log(
     `cleanup worker: ${Object.keys(workerResult.metafile.inputs).length} modules, ${megabytes(statSync(workerFile).size)}`,

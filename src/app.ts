@@ -1,6 +1,7 @@
 // The whole app as one Fastify plugin, used alike by the server, the CLI and the
 // tests. Plugins are registered in a fixed, visible order; route folders are
 // auto-loaded, and each folder's `autohooks` protects it by where it lives.
+import type { Server } from 'node:http'
 import path from 'node:path'
 import autoload, { type AutoloadPluginOptions } from '@fastify/autoload'
 import { SerializerSelector } from '@fastify/fast-json-stringify-compiler'
@@ -8,6 +9,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Ajv, type Options as AjvOptions, type ValidateFunction } from 'ajv'
 import addFormats from 'ajv-formats'
 import Fastify, {
+  type FastifyHttpOptions,
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
@@ -17,12 +19,15 @@ import Fastify, {
 import fp from 'fastify-plugin'
 import accountPagePlugin from '../plugins/account-page.js'
 import authPlugin from '../plugins/auth.js'
+import backupPlugin from '../plugins/backup.js'
 import cookiesPlugin from '../plugins/cookies.js'
 import corsPlugin from '../plugins/cors.js'
 import csrfPlugin from '../plugins/csrf.js'
 import dbPlugin from '../plugins/db.js'
-import errorsPlugin, { frameworkErrorHandler } from '../plugins/errors.js'
+import errorsPlugin, { clientErrorHandler, frameworkErrorHandler } from '../plugins/errors.js'
 import jwtPlugin from '../plugins/jwt.js'
+import mailPlugin from '../plugins/mail.js'
+import metricsPlugin from '../plugins/metrics.js'
 import openapiPlugin from '../plugins/openapi.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
 import redisPlugin from '../plugins/redis.js'
@@ -108,12 +113,15 @@ export default async function latchkey(fastify: FastifyInstance, options: AppOpt
   await fastify.register(rateLimitPlugin)
   await fastify.register(errorsPlugin)
   await fastify.register(dbPlugin)
+  await fastify.register(metricsPlugin)
   await fastify.register(cookiesPlugin)
   await fastify.register(csrfPlugin)
   await fastify.register(jwtPlugin)
   await fastify.register(authPlugin)
+  await fastify.register(mailPlugin)
   await fastify.register(openapiPlugin)
   await fastify.register(schedulerPlugin)
+  await fastify.register(backupPlugin)
   await fastify.register(accountPagePlugin)
 
   await fastify.register(autoload, ROUTES_AUTOLOAD)
@@ -147,14 +155,30 @@ class AccessLog extends LogController {
 }
 
 /** Server options derived from the configuration; logs never hold secrets. */
-export function serverOptions(config: Config): FastifyServerOptions {
+export function serverOptions(config: Config): FastifyHttpOptions<Server> {
+  const requestTimeout = config.requestTimeout * 1000
+  const headersTimeout = config.headersTimeout * 1000
   return {
     bodyLimit: config.bodyLimit,
     // A hop count is valid at run time (proxy-addr), though Fastify's type omits it.
     trustProxy: config.trustProxy as FastifyServerOptions['trustProxy'],
-    return503OnClosing: true,
+    // Slow clients are cut off: the headers and the whole request must arrive in
+    // time (a 408), a connection with no traffic is closed. Node checks the first
+    // two on a timer (every 30 s by default), here every tenth of the headers timeout.
+    requestTimeout,
+    connectionTimeout: config.connectionTimeout * 1000,
+    keepAliveTimeout: config.keepAliveTimeout * 1000,
+    http: {
+      requestTimeout,
+      headersTimeout,
+      connectionsCheckingInterval: Math.min(Math.max(headersTimeout / 10, 250), 5000),
+    },
+    // Shutting down, new requests get the contract's 503 SHUTTING_DOWN from the
+    // errors plugin rather than Fastify's own 503 (no code, no security headers).
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
-    frameworkErrors: frameworkErrorHandler,
+    frameworkErrors: frameworkErrorHandler(config),
+    clientErrorHandler: clientErrorHandler(config),
     schemaController: { compilersFactory: { buildSerializer: lazySerializers } },
     logController: new AccessLog(),
     logger:

@@ -13,20 +13,37 @@ export const ERROR_CODES = {
   ACCESS_TOKEN_EXPIRED: 'The access token has expired; refresh it.',
   SESSION_REVOKED: 'The session of this token has been revoked or has ended.',
   INVALID_CREDENTIALS: 'Wrong email or password.',
+  INVALID_CLIENT:
+    'POST /auth/introspect: the client id and secret (HTTP Basic, INTROSPECTION_CLIENT_ID / INTROSPECTION_CLIENT_SECRET) are missing or wrong.',
   REFRESH_TOKEN_INVALID: 'The refresh token is missing, unknown, or its session has ended.',
   REFRESH_TOKEN_EXPIRED: 'The refresh token has expired; log in again.',
   REFRESH_TOKEN_REUSED: 'An already rotated refresh token was presented again; the session has been revoked.',
   PASSWORD_CONFIRMATION_REQUIRED: 'This change needs a password-confirmation token of the current session.',
+  ACCOUNT_DISABLED:
+    'An operator disabled this account (latchkey users disable): it cannot sign in or refresh, and its sessions have ended.',
   CSRF_REJECTED: 'A cookie-authenticated request came from an origin that is not allowed.',
   NOT_FOUND: 'No such route or resource (or it belongs to another user).',
   EMAIL_TAKEN: 'That email is already registered.',
+  EMAIL_NOT_VERIFIED:
+    'REQUIRE_EMAIL_VERIFICATION is on and the address is not verified yet: follow the link of the verification mail (POST /auth/email-verification sends another).',
+  TOKEN_INVALID:
+    "The token of a mailed link (verification, password reset, email change, sign-in link) is unknown, already used, for another purpose, or no longer matches the account's address.",
+  TOKEN_EXPIRED: 'The token of a mailed link has expired; ask for a new mail.',
   PAYLOAD_TOO_LARGE: 'The body is larger than BODY_LIMIT.',
   UNSUPPORTED_MEDIA_TYPE: 'Bodies must be application/json.',
+  BAD_REQUEST: 'The request is not valid HTTP (a malformed request line, an invalid character in a header, ...).',
+  HEADERS_TOO_LARGE: 'The request headers are larger than the server accepts (about 16 KiB in all).',
+  REQUEST_TIMEOUT:
+    'The request did not arrive in full within HEADERS_TIMEOUT (headers) or REQUEST_TIMEOUT (all of it).',
   RATE_LIMITED: 'Too many requests; retry after the number of seconds in Retry-After.',
   SERVICE_UNAVAILABLE: 'The database (or a configured Redis) does not answer; retry after Retry-After seconds.',
   SERVER_BUSY: 'More than HASH_QUEUE_MAX password checks are already waiting; retry after Retry-After seconds.',
   DATABASE_BUSY:
     'Another process held the SQLite database write lock for longer than DATABASE_BUSY_TIMEOUT; retry after Retry-After seconds.',
+  STORAGE_FULL:
+    'The disk that holds the database is full (507; /ready answers 503 with this code while it lasts); writes fail until space is freed. Retry after Retry-After seconds.',
+  SHUTTING_DOWN:
+    'The server is shutting down and takes no new requests; retry (on another instance) after Retry-After seconds.',
   INTERNAL_ERROR: 'An unexpected error; details are in the server log under the request id.',
 } as const
 
@@ -64,3 +81,6 @@ export function loginThrottled(waitSeconds: number): AppError {
 }
 
 export const invalidCredentials = (): AppError => new AppError(401, 'INVALID_CREDENTIALS', 'Wrong email or password')
+
+export const accountDisabled = (): AppError =>
+  new AppError(403, 'ACCOUNT_DISABLED', 'This account is disabled; contact the operator')

@@ -21,39 +21,70 @@ export function StringEnum<T extends string>(values: readonly T[], options: Sche
 
 export const ErrorSchema = Type.Object(
   {
-    statusCode: Type.Integer(),
+    statusCode: Type.Integer({ description: 'The HTTP status, repeated' }),
     code: StringEnum(Object.keys(ERROR_CODES), {
       description: 'Stable machine-readable code; see the list in the API description.',
     }),
-    error: Type.String(),
-    message: Type.String(),
-    details: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
+    error: Type.String({ description: 'The HTTP reason phrase' }),
+    message: Type.String({ description: 'For people; may change' }),
+    details: Type.Optional(
+      Type.Array(Type.Object({ field: Type.String(), message: Type.String() }), {
+        description: 'With VALIDATION_FAILED (and PASSWORD_TOO_WEAK): each bad field',
+      }),
+    ),
   },
-  { title: 'Error' },
+  { title: 'Error', description: 'Every error answer has this shape.' },
 )
 
-const STATUS_TEXT: Record<number, string> = {
+/** What each error status means, as the OpenAPI document says it. */
+export const ERROR_STATUS_TEXT: Readonly<Record<number, string>> = {
   400: 'Invalid input (VALIDATION_FAILED, or a more specific code)',
   401: 'Not authenticated',
   403: 'Forbidden (CSRF_REJECTED, PASSWORD_CONFIRMATION_REQUIRED)',
   404: 'Not found (NOT_FOUND)',
-  409: 'Conflict',
+  409: 'Conflict (EMAIL_TAKEN)',
   413: 'Body too large (PAYLOAD_TOO_LARGE)',
   415: 'Body is not JSON (UNSUPPORTED_MEDIA_TYPE)',
   429: 'Rate limited (RATE_LIMITED); see Retry-After',
-  503: 'The database does not answer (SERVICE_UNAVAILABLE)',
   500: 'Unexpected error (INTERNAL_ERROR); details are only in the server log',
+  503: 'Unavailable for now (SHUTTING_DOWN, SERVICE_UNAVAILABLE, DATABASE_BUSY, SERVER_BUSY); see Retry-After',
+  507: 'The disk that holds the database is full (STORAGE_FULL); see Retry-After',
 }
 
-/** Error responses of a route, each in the contract's error shape. */
+/**
+ * Error responses of a route, each in the contract's error shape. The status
+ * text goes in `x-response-description` (the response's description in the
+ * OpenAPI document), so every error schema stays the same `Error`.
+ */
 export function errorResponses(...statuses: number[]): Record<number, TSchema> {
   return Object.fromEntries(
     [...new Set([...statuses, 429])].map((status) => [
       status,
-      { ...ErrorSchema, description: STATUS_TEXT[status] ?? 'Error' },
+      { ...ErrorSchema, 'x-response-description': ERROR_STATUS_TEXT[status] ?? 'Error' },
     ]),
   )
 }
+
+/**
+ * A documentation-only override, for a schema whose validation is looser than
+ * the rule it stands for: plugins/openapi.ts merges the keyword's value into
+ * the schema in the OpenAPI document (and drops the keyword); the app's
+ * validators (Ajv, `strict: false`) ignore it.
+ */
+export const DOCUMENTED_AS = 'x-documented-as'
+
+/**
+ * A new password (sign-up, password change and reset). Validation only bounds
+ * its size, so that the handler answers the policy's own code
+ * (PASSWORD_TOO_WEAK) for a short, long or common one; the OpenAPI document
+ * states the policy itself (8..256), for generated clients and forms.
+ */
+export const NewPasswordSchema = Type.String({
+  minLength: 1,
+  maxLength: 1024,
+  description: '8..256 characters, not a common password (else 400 PASSWORD_TOO_WEAK)',
+  [DOCUMENTED_AS]: { minLength: 8, maxLength: 256 },
+})
 
 export const IsoDateTime = Type.String({ format: 'date-time', description: 'ISO 8601 UTC timestamp' })
 
@@ -72,6 +103,7 @@ export const UserSchema = Type.Object(
     id: Type.String(),
     email: Type.String(),
     displayName: Nullable(Type.String()),
+    emailVerified: Type.Boolean({ description: 'The address was proven by following a link mailed to it' }),
     createdAt: IsoDateTime,
     updatedAt: IsoDateTime,
   },

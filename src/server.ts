@@ -1,39 +1,46 @@
-// The only place that listens. On SIGTERM/SIGINT it stops accepting
-// connections, lets in-flight requests finish, closes the database (onClose
-// hooks) and exits 0.
+// The only place that listens. On SIGTERM/SIGINT (close-with-grace) it closes
+// the app: requests already sent are answered (in-flight ones finish, new ones
+// get 503 SHUTTING_DOWN: plugins/errors.ts), the database closes (onClose
+// hooks), a last `stopped` line is logged and the process exits 0. An uncaught
+// error closes the same way, and exits 1.
+import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import type { Config } from './config.js'
 
-/** In-flight requests get this long to finish before their sockets are cut. */
+/** In-flight requests get this long to finish before their connections are cut. */
 const DRAIN_TIMEOUT_MS = 30_000
+/** Then the rest of the shutdown (closing the database) gets this long, or the process exits 1. */
+const CLOSE_TIMEOUT_MS = 10_000
 
 export async function startServer(config: Config): Promise<FastifyInstance> {
   const app = await buildApp(config)
-  let closing = false
-  const shutdown = (signal: NodeJS.Signals) => {
-    if (closing) return
-    closing = true
-    app.log.info({ signal }, 'shutting down')
-    // A keep-alive socket whose request finished during the drain would hold
-    // close() open until its keep-alive timeout: close sockets as they go idle.
-    const idleSweep = setInterval(() => app.server.closeIdleConnections(), 50)
-    const deadline = setTimeout(() => {
-      app.log.warn('drain timeout: closing remaining connections')
-      app.server.closeAllConnections()
-    }, DRAIN_TIMEOUT_MS)
-    idleSweep.unref()
-    deadline.unref()
-    app.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        app.log.error({ err: error }, 'shutdown failed')
-        process.exit(1)
-      },
-    )
+  const shutdown = closeWithGrace(
+    {
+      delay: DRAIN_TIMEOUT_MS + CLOSE_TIMEOUT_MS,
+      logger: { error: (error: unknown) => app.log.error({ err: error }, 'shutdown failed') },
+      onTimeout: (delay) => app.log.error({ delay }, 'shutdown timed out: exiting'),
+      onSecondSignal: (signal) => app.log.warn({ signal }, 'second signal: exiting now'),
+      onSecondError: (error) => app.log.error({ err: error }, 'uncaught error while shutting down: exiting now'),
+    },
+    async ({ signal, err }) => {
+      if (err) app.log.error({ err }, 'uncaught error: shutting down')
+      else app.log.info({ signal }, 'shutting down')
+      const drainDeadline = setTimeout(() => {
+        app.log.warn('drain timeout: closing remaining connections')
+        app.server.closeAllConnections()
+      }, DRAIN_TIMEOUT_MS)
+      drainDeadline.unref()
+      await app.close()
+      app.log.info('stopped')
+    },
+  )
+  try {
+    await app.listen({ port: config.port, host: config.host })
+  } catch (error) {
+    shutdown.uninstall()
+    await app.close()
+    throw error
   }
-  process.once('SIGTERM', shutdown)
-  process.once('SIGINT', shutdown)
-  await app.listen({ port: config.port, host: config.host })
   return app
 }

@@ -11,7 +11,8 @@ t.test('access token claims', async (t) => {
   clock.advance(60 * 60_000)
   const account = await signup(app)
   const { header, claims } = decodeJwt(account.accessToken)
-  t.equal(header.alg, 'HS256')
+  t.equal(header.alg, 'EdDSA')
+  t.type(header.kid, 'string')
   t.equal(claims.sub, account.userId)
   t.type(claims.sid, 'string')
   t.type(claims.jti, 'string')
@@ -51,10 +52,19 @@ t.test('the header wins when both are present', async (t) => {
 })
 
 t.test('refused tokens', async (t) => {
-  const { app, config } = await buildTestApp(t)
+  const { app, config, clock } = await buildTestApp(t)
   const account = await signup(app)
   const keys = deriveKeys(config)
-  const { claims } = decodeJwt(account.accessToken)
+  const { header: accessHeader, claims } = decodeJwt(account.accessToken)
+  // Claims signed with the real current key: only the claims are wrong.
+  const signed = (changed: Record<string, unknown>) => app.signingKeys.sign({ ...claims, ...changed }, clock.now())
+  const [wrongIssuer, noIssuer, noSessionId, otherSession] = await Promise.all([
+    signed({ iss: 'evil' }),
+    signed({ iss: undefined }),
+    signed({ sid: undefined }),
+    signed({ sid: 'not-a-session' }),
+  ])
+  const publicJwk = app.signingKeys.jwks(clock.now()).find((key) => key.kid === accessHeader.kid)
   const [head, body, signature] = account.accessToken.split('.')
   const tamperedClaims = Buffer.from(JSON.stringify({ ...claims, sub: 'someone-else' })).toString('base64url')
   const confirmation = await confirmPassword(app, account)
@@ -93,20 +103,28 @@ t.test('refused tokens', async (t) => {
       code: 'ACCESS_TOKEN_INVALID',
     },
     {
-      name: 'wrong issuer',
-      authorization: `Bearer ${forgeJwt({ ...claims, iss: 'evil' }, keys.accessToken)}`,
+      name: 'HS256 with the derived key of JWT_ALGORITHM=HS256',
+      authorization: `Bearer ${forgeJwt(claims, keys.accessToken)}`,
       code: 'ACCESS_TOKEN_INVALID',
     },
     {
-      name: 'no issuer',
-      authorization: `Bearer ${forgeJwt({ ...claims, iss: undefined }, keys.accessToken)}`,
+      name: 'HS256 signed with the public key as the secret, naming its kid',
+      authorization: `Bearer ${forgeJwt(claims, JSON.stringify(publicJwk), { alg: 'HS256', typ: 'JWT', kid: accessHeader.kid })}`,
       code: 'ACCESS_TOKEN_INVALID',
     },
     {
-      name: 'no session id',
-      authorization: `Bearer ${forgeJwt({ ...claims, sid: undefined }, keys.accessToken)}`,
+      name: 'HS256 signed with the raw public key as the secret, naming its kid',
+      authorization: `Bearer ${forgeJwt(claims, Buffer.from(publicJwk?.x ?? '', 'base64url'), { alg: 'HS256', kid: accessHeader.kid })}`,
       code: 'ACCESS_TOKEN_INVALID',
     },
+    {
+      name: 'alg none naming the real kid',
+      authorization: `Bearer ${forgeJwt(claims, null, { alg: 'none', kid: accessHeader.kid })}`,
+      code: 'ACCESS_TOKEN_INVALID',
+    },
+    { name: 'wrong issuer', authorization: `Bearer ${wrongIssuer}`, code: 'ACCESS_TOKEN_INVALID' },
+    { name: 'no issuer', authorization: `Bearer ${noIssuer}`, code: 'ACCESS_TOKEN_INVALID' },
+    { name: 'no session id', authorization: `Bearer ${noSessionId}`, code: 'ACCESS_TOKEN_INVALID' },
     { name: 'malformed', authorization: 'Bearer not.a.jwt', code: 'ACCESS_TOKEN_INVALID' },
     { name: 'garbage', authorization: 'Bearer %%%', code: 'ACCESS_TOKEN_INVALID' },
     { name: 'empty bearer', authorization: 'Bearer ', code: 'ACCESS_TOKEN_INVALID' },
@@ -132,11 +150,7 @@ t.test('refused tokens', async (t) => {
       })}`,
       code: 'ACCESS_TOKEN_INVALID',
     },
-    {
-      name: 'a session id of another session',
-      authorization: `Bearer ${forgeJwt({ ...claims, sid: 'not-a-session' }, keys.accessToken)}`,
-      code: 'SESSION_REVOKED',
-    },
+    { name: 'a session id of another session', authorization: `Bearer ${otherSession}`, code: 'SESSION_REVOKED' },
   ]
   for (const { name, authorization, code } of cases) {
     const response = await app.inject({ url: '/users/me', headers: authorization ? { authorization } : {} })
@@ -148,12 +162,11 @@ t.test('refused tokens', async (t) => {
 })
 
 t.test('a token with a foreign sub but our key and a real sid is refused', async (t) => {
-  const { app, config } = await buildTestApp(t)
+  const { app, clock } = await buildTestApp(t)
   const alice = await signup(app)
   const bob = await signup(app)
-  const keys = deriveKeys(config)
   const { claims } = decodeJwt(alice.accessToken)
-  const mixed = forgeJwt({ ...claims, sub: bob.userId }, keys.accessToken)
+  const mixed = await app.signingKeys.sign({ ...claims, sub: bob.userId }, clock.now())
   const response = await app.inject({ url: '/users/me', headers: { authorization: `Bearer ${mixed}` } })
   t.equal(response.statusCode, 401)
 })

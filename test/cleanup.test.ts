@@ -15,7 +15,17 @@ import type { Config } from '../src/config.js'
 import type { Database } from '../src/db/database.js'
 import { type DatabaseConfig, type DatabaseHandle, openDatabase as openHandle } from '../src/db/dialect.js'
 import { openDatabase, planNodes, postgresPlan, sqlitePlan } from './data-helper.js'
-import { buildLoggedTestApp, buildTestApp, cookieHeader, login, onPostgres, signup, sleep, tempDir } from './helper.js'
+import {
+  buildLoggedTestApp,
+  buildTestApp,
+  cookieHeader,
+  login,
+  onPostgres,
+  signup,
+  sleep,
+  TEST_SECRETS,
+  tempDir,
+} from './helper.js'
 
 interface LogLine {
   msg: string
@@ -134,7 +144,8 @@ async function seededDatabase<T>(
   t: Parameters<typeof tempDir>[0],
   seed: (db: Kysely<Database>) => Promise<T>,
 ): Promise<{ url: string; seeded: T }> {
-  const { app, config } = await buildTestApp(t)
+  // Fixed secrets: the app that later serves this database in another DATA_DIR must use the same ones.
+  const { app, config } = await buildTestApp(t, TEST_SECRETS)
   const seeded = await seed(app.db)
   await app.close()
   return { url: config.database.kind === 'sqlite' ? config.database.file : config.database.url, seeded }
@@ -145,7 +156,7 @@ async function buildLoggedApp(
   t: Parameters<typeof tempDir>[0],
   env: Record<string, string>,
 ): Promise<{ app: FastifyInstance; lines: string[]; file: string }> {
-  const { app, config, lines } = await buildLoggedTestApp(t, env)
+  const { app, config, lines } = await buildLoggedTestApp(t, { ...TEST_SECRETS, ...env })
   return { app, lines, file: sqliteDatabase(config).file }
 }
 

@@ -23,7 +23,7 @@ t.test('sign-up answers 201 with the user, an access token and both cookies', as
   t.equal(response.statusCode, 201)
   const body = response.json()
   t.same(Object.keys(body).sort(), ['accessToken', 'accessTokenExpiresAt', 'user'])
-  t.same(Object.keys(body.user).sort(), ['createdAt', 'displayName', 'email', 'id', 'updatedAt'])
+  t.same(Object.keys(body.user).sort(), ['createdAt', 'displayName', 'email', 'emailVerified', 'id', 'updatedAt'])
   t.equal(body.user.email, email)
   t.equal(body.user.displayName, 'Ada')
   t.match(body.user.createdAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
@@ -36,6 +36,8 @@ t.test('sign-up answers 201 with the user, an access token and both cookies', as
   const refresh = cookies.find((cookie) => cookie.name === 'refresh_token')
   t.match(access, { path: '/', httpOnly: true, secure: true, sameSite: 'Lax', maxAge: 900 })
   t.match(refresh, { path: '/auth', httpOnly: true, secure: true, sameSite: 'Strict', maxAge: 7 * 86400 })
+  const device = cookies.find((cookie) => cookie.name === 'device_token')
+  t.match(device, { path: '/auth', httpOnly: true, secure: true, sameSite: 'Strict', maxAge: 90 * 86400 })
   // Signed with COOKIE_SECRET: the app's own unsigner accepts it and gives back the body's token.
   const signed = decodeURIComponent(access?.value ?? '')
   t.not(signed, body.accessToken, 'the cookie is not the bare token')
@@ -138,7 +140,11 @@ t.test('login: 200 with a new session; wrong password and unknown email are indi
   t.equal(ok.statusCode, 200)
   t.equal(ok.json().user.id, account.userId)
   t.ok(ok.json().accessToken)
-  t.same((ok.cookies as SetCookie[]).map((cookie) => cookie.name).sort(), ['access_token', 'refresh_token'])
+  t.same((ok.cookies as SetCookie[]).map((cookie) => cookie.name).sort(), [
+    'access_token',
+    'device_token',
+    'refresh_token',
+  ])
   const wrong = await app.inject({
     method: 'POST',
     url: '/auth/login',

@@ -1,8 +1,10 @@
 // Sign-up, login, refresh and logout: the routes that need no access token.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { requestEmailVerification, requireVerifiedEmail } from '../../src/auth/flows/email-verification.js'
+import { logOut } from '../../src/auth/flows/end-sessions.js'
 import { logIn } from '../../src/auth/flows/log-in.js'
 import { signUp } from '../../src/auth/flows/sign-up.js'
-import { endSessions } from '../../src/auth/sessions.js'
+import { clientOf } from '../../src/auth/security-events.js'
 import { AppError } from '../../src/errors.js'
 import { trimEmailInput } from '../../src/schemas.js'
 import { LoginSchema, LogoutSchema, RefreshSchema, SignupSchema } from './schema.js'
@@ -10,7 +12,7 @@ import { LoginSchema, LogoutSchema, RefreshSchema, SignupSchema } from './schema
 const FIFTEEN_MINUTES = 15 * 60 * 1000
 
 const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { db, clock, flows, tokens, config } = fastify
+  const { flows, tokens, config, emailFlows } = fastify
   // Sign-ups per IP, counted after validation so a malformed request costs nothing.
   const signupLimit = fastify.strictRateLimit({ max: config.authRateLimitMax, timeWindow: FIFTEEN_MINUTES })
 
@@ -20,12 +22,17 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     async (request, reply) => {
       const user = await signUp(flows, request.body)
       request.log.info({ userId: user.id }, 'user signed up')
-      return reply.code(201).send(await tokens.startSession(request, reply, user))
+      // Counted by the sign-up limit already, not by the mail limit.
+      await requestEmailVerification(emailFlows, user, { ip: request.ip, throttled: false })
+      return reply.code(201).send(await tokens.startSession(request, reply, user, 'signup'))
     },
   )
 
   fastify.post('/login', { schema: LoginSchema, preValidation: trimEmailInput }, async (request, reply) => {
-    const user = await logIn(flows, { ip: request.ip }, request.body)
+    const client = { ...clientOf(request), ip: request.ip, deviceTokenHash: tokens.deviceTokenHash(request) }
+    const user = await logIn(flows, client, request.body)
+    // Only after the right password: the answer says nothing to a guesser.
+    requireVerifiedEmail(config, user.email_verified === true)
     return tokens.startSession(request, reply, user)
   })
 
@@ -52,7 +59,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
           'WWW-Authenticate': 'Bearer realm="latchkey"',
         })
       }
-      if (session) await endSessions(db, session, scope, clock.now())
+      if (session) await logOut(flows, { ...session, ...clientOf(request) }, scope)
       // `others` keeps this session, and so its cookies.
       if (scope === 'current' || scope === 'all') tokens.clearCookies(reply)
       return reply.code(204).send(null)

@@ -4,17 +4,13 @@ import {
   EmailSchema,
   errorResponses,
   IsoDateTime,
+  NewPasswordSchema,
   StringEnum,
   UserSchema,
 } from '../../src/schemas.js'
 
-// Passwords are bounded here only against abuse; the 8..256 policy (and the
-// common-password list) answer PASSWORD_TOO_WEAK from the handler.
-const NewPassword = Type.String({
-  minLength: 1,
-  maxLength: 1024,
-  description: '8..256 characters, not a common password',
-})
+// A password given to sign in is bounded only against abuse; the 8..256 policy
+// of new ones (and the common-password list) is NewPasswordSchema's.
 const GivenPassword = Type.String({ minLength: 1, maxLength: 1024 })
 
 const SignedInSchema = Type.Object(
@@ -23,7 +19,7 @@ const SignedInSchema = Type.Object(
     accessToken: Type.String({ description: 'JWT access token (also set as the access_token cookie)' }),
     accessTokenExpiresAt: IsoDateTime,
   },
-  { title: 'SignedIn' },
+  { title: 'SignedIn', description: 'Signed in: the user and an access token; the session cookies are set' },
 )
 
 const setsCookies = 'Sets the `access_token` and `refresh_token` cookies (HttpOnly, signed).'
@@ -33,7 +29,7 @@ export const SignupSchema = {
   summary: 'Create an account and sign in',
   description: `Email is trimmed and lower-cased. ${setsCookies} Limited to AUTH_RATE_LIMIT_MAX sign-ups per IP per 15 minutes.`,
   body: Type.Object(
-    { email: EmailSchema, password: NewPassword, displayName: Type.Optional(DisplayNameSchema) },
+    { email: EmailSchema, password: NewPasswordSchema, displayName: Type.Optional(DisplayNameSchema) },
     { additionalProperties: false },
   ),
   response: { 201: SignedInSchema, ...errorResponses(400, 403, 409, 413, 415) },
@@ -54,7 +50,10 @@ export const RefreshSchema = {
     'Reads the `refresh_token` cookie, marks it used and sets its successor (and a new `access_token`). Presenting a used token again within REFRESH_REUSE_GRACE returns the same successor; later, the whole session is revoked (REFRESH_TOKEN_REUSED). Failures clear the auth cookies.',
   security: [{ refreshCookie: [] }] as Array<Record<string, string[]>>,
   response: {
-    200: Type.Object({ accessToken: Type.String(), accessTokenExpiresAt: IsoDateTime }, { title: 'Refreshed' }),
+    200: Type.Object(
+      { accessToken: Type.String(), accessTokenExpiresAt: IsoDateTime },
+      { title: 'Refreshed', description: 'A new access token; the cookies are rotated' },
+    ),
     ...errorResponses(401, 403),
   },
 }
@@ -65,6 +64,8 @@ export const LogoutSchema = {
   description:
     '`current` (default) always answers 204 and clears the auth cookies. `others` keeps this session and revokes the rest; `all` revokes every session and clears the cookies. `others` and `all` need a valid access token or refresh cookie.',
   security: [{ bearerAuth: [] }, { cookieAuth: [] }, { refreshCookie: [] }, {}] as Array<Record<string, string[]>>,
+  // The route reads no body as `{}` (its preValidation): the OpenAPI document says the body is optional.
+  'x-body-optional': true,
   body: Type.Object(
     {
       scope: Type.Optional(StringEnum(['current', 'others', 'all'], { default: 'current' })),

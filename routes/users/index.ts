@@ -3,12 +3,16 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { changePassword } from '../../src/auth/flows/change-password.js'
-import { deleteUser, normalizeEmail, toPublicUser, updateUserProfile } from '../../src/auth/users.js'
+import { deleteAccount } from '../../src/auth/flows/delete-account.js'
+import { updateProfile } from '../../src/auth/flows/email-change.js'
+import { clientOf } from '../../src/auth/security-events.js'
+import { toPublicUser, withEmailVerified } from '../../src/auth/users.js'
 import { notFound } from '../../src/errors.js'
 import {
   DisplayNameSchema,
   EmailSchema,
   errorResponses,
+  NewPasswordSchema,
   Nullable,
   PASSWORD_CONFIRMATION_SECURITY,
   trimEmailInput,
@@ -18,12 +22,12 @@ import {
 const UserEnvelope = Type.Object({ user: UserSchema }, { title: 'UserEnvelope' })
 
 const userRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { db, clock, flows, tokens } = fastify
+  const { db, flows, tokens, emailFlows } = fastify
 
   fastify.get(
     '/me',
     { schema: { tags: ['users'], summary: 'The signed-in user', response: { 200: UserEnvelope } } },
-    async (request) => ({ user: toPublicUser(request.auth.user) }),
+    async (request) => ({ user: toPublicUser(await withEmailVerified(db, request.auth.user)) }),
   )
 
   fastify.patch(
@@ -32,7 +36,8 @@ const userRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       schema: {
         tags: ['users'],
         summary: 'Change display name or email',
-        description: 'Needs a password-confirmation token of this session. Email is trimmed and lower-cased.',
+        description:
+          'Needs a password-confirmation token of this session. Email is trimmed and lower-cased. A new email is mailed a link and the old one a notice: with REQUIRE_EMAIL_VERIFICATION the address changes only when that link is followed (POST /auth/email-change/confirm; the answer still shows the current address), else at once, unverified. Rate-limited per new address like the other mails.',
         security: PASSWORD_CONFIRMATION_SECURITY,
         body: Type.Object(
           {
@@ -47,15 +52,8 @@ const userRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       preHandler: fastify.requirePasswordConfirmation,
     },
     async (request) => {
-      const user = await updateUserProfile(
-        db,
-        request.auth.userId,
-        {
-          email: request.body.email === undefined ? undefined : normalizeEmail(request.body.email),
-          displayName: request.body.displayName,
-        },
-        clock.now(),
-      )
+      const { userId, user: current } = request.auth
+      const user = await updateProfile(emailFlows, { userId, email: current.email, ip: request.ip }, request.body)
       if (!user) throw notFound('User')
       return { user: toPublicUser(user) }
     },
@@ -72,11 +70,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         body: Type.Object(
           {
             currentPassword: Type.String({ minLength: 1, maxLength: 1024 }),
-            newPassword: Type.String({
-              minLength: 1,
-              maxLength: 1024,
-              description: '8..256 characters, not a common password',
-            }),
+            newPassword: NewPasswordSchema,
           },
           { additionalProperties: false },
         ),
@@ -85,7 +79,8 @@ const userRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (request, reply) => {
       const { userId, sessionId, user } = request.auth
-      await changePassword(flows, { userId, sessionId, email: user.email, ip: request.ip }, request.body)
+      const caller = { userId, sessionId, email: user.email, ...clientOf(request), ip: request.ip }
+      await changePassword(flows, caller, request.body)
       request.log.info({ userId }, 'password changed; other sessions revoked')
       return reply.code(204).send(null)
     },
@@ -105,7 +100,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       preHandler: fastify.requirePasswordConfirmation,
     },
     async (request, reply) => {
-      await deleteUser(db, request.auth.userId)
+      await deleteAccount(flows, request.auth.userId)
       request.log.info({ userId: request.auth.userId }, 'account deleted')
       tokens.clearCookies(reply)
       return reply.code(204).send(null)

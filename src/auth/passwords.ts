@@ -38,6 +38,8 @@ export interface PasswordHasherOptions {
   concurrency: number
   /** Hashes that may wait in line; beyond it a request is refused at once (503 SERVER_BUSY). */
   queueMax: number
+  /** Called as each hash starts, with the seconds it waited for a slot (for the metrics). */
+  onWait?: ((seconds: number) => void) | undefined
 }
 
 /** Seconds a refused client is asked to wait: about the time the line takes to drain. */
@@ -54,6 +56,8 @@ export interface PasswordHasher {
   needsRehash(hash: string): boolean
   /** Makes the dummy hash now, in the background, if not yet made (called once the server listens). */
   prepare(): void
+  /** Hashes waiting for a slot, and hashes being computed, now. */
+  queue(): { waiting: number; active: number }
 }
 
 export function createPasswordHasher(options: PasswordHasherOptions): PasswordHasher {
@@ -73,7 +77,13 @@ export function createPasswordHasher(options: PasswordHasherOptions): PasswordHa
         }),
       )
     }
-    return limit(work)
+    const { onWait } = options
+    if (!onWait) return limit(work)
+    const queuedAt = performance.now()
+    return limit(() => {
+      onWait((performance.now() - queuedAt) / 1000)
+      return work()
+    })
   }
   const hash = (password: string) => queued(() => argon2.hash(password, params))
   // Made in the background as soon as the server listens (prepare), so that the
@@ -104,5 +114,6 @@ export function createPasswordHasher(options: PasswordHasherOptions): PasswordHa
     prepare: () => {
       dummyHash()
     },
+    queue: () => ({ waiting: limit.pendingCount, active: limit.activeCount }),
   }
 }

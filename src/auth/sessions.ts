@@ -5,10 +5,13 @@
 // retry within the grace window receive the very same successor, while the
 // database still holds no token in clear.
 import { createHmac, randomBytes, randomUUID } from 'node:crypto'
-import type { Kysely } from 'kysely'
+import type { Kysely, Transaction } from 'kysely'
 import type { Database, SessionRow } from '../db/database.js'
+import { prepareRead } from '../db/prepared.js'
 import { toIso } from '../time.js'
+import { expiredDeviceTokensQuery } from './device-tokens.js'
 import type { Keys } from './keys.js'
+import { expiredSecurityEventsQuery } from './security-events.js'
 import type { UserRecord } from './users.js'
 
 type Db = Kysely<Database>
@@ -43,7 +46,9 @@ export async function createSession(
   policy: SessionPolicy,
   input: { userId: string; userAgent: string | null; ip: string | null },
   at: number,
-): Promise<{ session: SessionRow; refreshToken: IssuedRefreshToken }> {
+  /** More writes of the sign-in (its security event), in the same transaction. */
+  alongside?: (trx: Transaction<Database>, session: SessionRow) => Promise<void>,
+): Promise<{ session: SessionRow; refreshToken: IssuedRefreshToken; endedBeyondCap: number }> {
   const absoluteEnd = at + policy.sessionMaxAge * 1000
   const token = randomBytes(32).toString('base64url')
   const expiresAt = Math.min(at + policy.refreshTokenTtl * 1000, absoluteEnd)
@@ -58,7 +63,7 @@ export async function createSession(
     user_agent: input.userAgent,
     ip: input.ip,
   }
-  await db.transaction().execute(async (trx) => {
+  const endedBeyondCap = await db.transaction().execute(async (trx) => {
     await trx.insertInto('sessions').values(session).execute()
     await trx
       .insertInto('refresh_tokens')
@@ -70,13 +75,18 @@ export async function createSession(
         used_at: null,
       })
       .execute()
-    await endSessionsBeyondCap(trx, input.userId, policy.maxSessionsPerUser, at)
+    const ended = await endSessionsBeyondCap(trx, input.userId, policy.maxSessionsPerUser, at)
+    await alongside?.(trx, session)
+    return ended
   })
-  return { session, refreshToken: { token, expiresAt } }
+  return { session, refreshToken: { token, expiresAt }, endedBeyondCap }
 }
 
-/** Revokes the user's least recently used active sessions beyond `max` (the newest sign-in counts as used now). */
-async function endSessionsBeyondCap(db: Db, userId: string, max: number, at: number): Promise<void> {
+/**
+ * Revokes the user's least recently used active sessions beyond `max` (the
+ * newest sign-in counts as used now); returns how many.
+ */
+async function endSessionsBeyondCap(db: Db, userId: string, max: number, at: number): Promise<number> {
   const active = await db
     .selectFrom('sessions')
     .select('id')
@@ -87,13 +97,19 @@ async function endSessionsBeyondCap(db: Db, userId: string, max: number, at: num
     .orderBy('created_at', 'desc')
     .execute()
   const beyond = active.slice(max).map((row) => row.id)
-  if (beyond.length === 0) return
+  if (beyond.length === 0) return 0
   await db.updateTable('sessions').set({ revoked_at: at }).where('id', 'in', beyond).execute()
+  return beyond.length
 }
 
 export type RotationResult =
-  | { ok: true; session: SessionRow; refreshToken: IssuedRefreshToken }
-  | { ok: false; reason: 'invalid' | 'expired' | 'reused' }
+  /** `grace`: a retry within the grace window, answered with the successor already issued. */
+  | { ok: true; session: SessionRow; refreshToken: IssuedRefreshToken; grace: boolean }
+  | { ok: false; reason: 'invalid' | 'expired' }
+  /** The session was revoked now; `session` names it (for the security event). */
+  | { ok: false; reason: 'reused'; session: SessionRow }
+  /** The account is disabled (`latchkey users disable`). */
+  | { ok: false; reason: 'disabled' }
 
 /**
  * Rotates a refresh token, in one transaction that locks the token's row and
@@ -115,13 +131,21 @@ export async function rotateRefreshToken(
     const row = await trx
       .selectFrom('refresh_tokens')
       .innerJoin('sessions', 'sessions.id', 'refresh_tokens.session_id')
+      .innerJoin('users', 'users.id', 'sessions.user_id')
       .selectAll('sessions')
-      .select(['refresh_tokens.expires_at as token_expires_at', 'refresh_tokens.used_at as token_used_at'])
+      .select([
+        'refresh_tokens.expires_at as token_expires_at',
+        'refresh_tokens.used_at as token_used_at',
+        'users.disabled_at as user_disabled_at',
+      ])
       .where('refresh_tokens.token_hash', '=', presentedHash)
       .forUpdate()
       .executeTakeFirst()
-    if (!row || row.revoked_at !== null) return { ok: false, reason: 'invalid' }
-    const { token_expires_at: tokenExpiresAt, token_used_at: tokenUsedAt, ...session } = row
+    if (!row) return { ok: false, reason: 'invalid' }
+    // Before the revocation check: disabling the account revoked its sessions.
+    if (row.user_disabled_at !== null) return { ok: false, reason: 'disabled' }
+    if (row.revoked_at !== null) return { ok: false, reason: 'invalid' }
+    const { token_expires_at: tokenExpiresAt, token_used_at: tokenUsedAt, user_disabled_at: _, ...session } = row
     if (tokenExpiresAt <= at || session.absolute_expires_at <= at) return { ok: false, reason: 'expired' }
 
     const successor = successorOf(keys, token)
@@ -130,7 +154,7 @@ export async function rotateRefreshToken(
         // A rotated token came back after the grace window: it was stolen, or
         // the client is broken. Either way the session can no longer be trusted.
         await trx.updateTable('sessions').set({ revoked_at: at }).where('id', '=', session.id).execute()
-        return { ok: false, reason: 'reused' }
+        return { ok: false, reason: 'reused', session: { ...session, revoked_at: at } }
       }
       const issued = await trx
         .selectFrom('refresh_tokens')
@@ -138,7 +162,7 @@ export async function rotateRefreshToken(
         .where('token_hash', '=', hashToken(keys, successor))
         .executeTakeFirst()
       if (!issued) return { ok: false, reason: 'invalid' }
-      return { ok: true, session, refreshToken: { token: successor, expiresAt: issued.expires_at } }
+      return { ok: true, session, refreshToken: { token: successor, expiresAt: issued.expires_at }, grace: true }
     }
 
     const expiresAt = Math.min(at + policy.refreshTokenTtl * 1000, session.absolute_expires_at)
@@ -162,6 +186,7 @@ export async function rotateRefreshToken(
       ok: true,
       session: { ...session, expires_at: expiresAt, last_used_at: at },
       refreshToken: { token: successor, expiresAt },
+      grace: false,
     }
   })
 }
@@ -200,8 +225,9 @@ export interface AuthenticatedSession {
 
 /**
  * The per-request check: the session of an access token, with its user, if the
- * session is still active. One primary-key lookup, compiled once and run with
- * the session id as its only parameter.
+ * session is still active and the account not disabled. One primary-key lookup
+ * (the user joined by its primary key), compiled once and run with the session
+ * id as its only parameter.
  */
 export function createSessionLookup(
   db: Db,
@@ -219,14 +245,14 @@ export function createSessionLookup(
       'users.display_name',
       'users.created_at',
       'users.updated_at',
+      'users.disabled_at',
     ])
     .where('sessions.id', '=', '')
-  const compiled = query.compile()
   type Row = NonNullable<Awaited<ReturnType<typeof query.executeTakeFirst>>>
+  const read = prepareRead<Row>(db, query)
   return async (sessionId, at) => {
-    const { rows } = await db.executeQuery<Row>({ ...compiled, parameters: [sessionId] })
-    const row = rows[0]
-    if (!row || row.revoked_at !== null || row.expires_at <= at) return undefined
+    const row = (await read([sessionId]))[0]
+    if (!row || row.revoked_at !== null || row.expires_at <= at || row.disabled_at !== null) return undefined
     return {
       sessionId: row.session_id,
       lastUsedAt: row.last_used_at,
@@ -236,6 +262,7 @@ export function createSessionLookup(
         display_name: row.display_name,
         created_at: row.created_at,
         updated_at: row.updated_at,
+        disabled_at: row.disabled_at,
       },
     }
   }
@@ -313,15 +340,37 @@ export async function revokeUserSessions(
   return Number(result.numUpdatedRows)
 }
 
-/** Logout: ends the caller's session (`current`), the user's other sessions, or all of them. */
+/** Revokes every active session of the user except `keepSessionId` (all of them if null); returns their ids. */
+export async function revokeActiveSessions(
+  db: Db,
+  userId: string,
+  keepSessionId: string | null,
+  at: number,
+): Promise<string[]> {
+  let query = db
+    .updateTable('sessions')
+    .set({ revoked_at: at })
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null)
+    .where('expires_at', '>', at)
+  if (keepSessionId !== null) query = query.where('id', '!=', keepSessionId)
+  return (await query.returning('id').execute()).map((row) => row.id)
+}
+
+/**
+ * Logout: ends the caller's session (`current`), the user's other sessions, or
+ * all of them. Returns the ids of the sessions it ended.
+ */
 export async function endSessions(
   db: Db,
   caller: { userId: string; sessionId: string },
   scope: 'current' | 'others' | 'all',
   at: number,
-): Promise<void> {
-  if (scope === 'current') await revokeSession(db, caller.userId, caller.sessionId, at)
-  else await revokeUserSessions(db, caller.userId, scope === 'others' ? caller.sessionId : null, at)
+): Promise<string[]> {
+  if (scope === 'current') {
+    return (await revokeSession(db, caller.userId, caller.sessionId, at)) ? [caller.sessionId] : []
+  }
+  return revokeActiveSessions(db, caller.userId, scope === 'others' ? caller.sessionId : null, at)
 }
 
 /**
@@ -339,7 +388,8 @@ export function endedRowQueries(db: Db, at: number, batchSize: number) {
 
 /**
  * Deletes one batch of ended sessions (expired, then revoked; their refresh
- * tokens go with them), then of expired refresh tokens of live sessions, in one
+ * tokens go with them), then of expired refresh tokens of live sessions, then of
+ * expired device tokens, then of security events past their retention, in one
  * short transaction. Returns the rows deleted; call again until it returns 0.
  */
 export async function deleteEndedSessionsBatch(db: Db, at: number, batchSize: number): Promise<number> {
@@ -350,7 +400,13 @@ export async function deleteEndedSessionsBatch(db: Db, at: number, batchSize: nu
     return (
       (await deleted(trx.deleteFrom('sessions').where('id', 'in', expiredSessions))) ||
       (await deleted(trx.deleteFrom('sessions').where('id', 'in', revokedSessions))) ||
-      (await deleted(trx.deleteFrom('refresh_tokens').where('token_hash', 'in', expiredTokens)))
+      (await deleted(trx.deleteFrom('refresh_tokens').where('token_hash', 'in', expiredTokens))) ||
+      (await deleted(
+        trx.deleteFrom('device_tokens').where('token_hash', 'in', expiredDeviceTokensQuery(trx, at, batchSize)),
+      )) ||
+      (await deleted(
+        trx.deleteFrom('security_events').where('id', 'in', expiredSecurityEventsQuery(trx, at, batchSize)),
+      ))
     )
   })
 }

@@ -1,7 +1,9 @@
 // Accounts: plain async functions over Kysely (a database or a transaction).
-// The API shape of a user never holds the password hash.
+// The API shape of a user never holds the password hash. An address is
+// verified while the user's email is the one recorded in email_verifications
+// (a changed address is unverified until its own link is followed).
 import { randomUUID } from 'node:crypto'
-import type { Kysely } from 'kysely'
+import type { Kysely, Transaction } from 'kysely'
 import type { Database, UserRow } from '../db/database.js'
 import { isUniqueViolation } from '../db/errors.js'
 import { AppError } from '../errors.js'
@@ -11,11 +13,16 @@ export interface PublicUser {
   id: string
   email: string
   displayName: string | null
+  emailVerified: boolean
   createdAt: string
   updatedAt: string
 }
 
-export type UserRecord = Omit<UserRow, 'password_hash'>
+/** `email_verified` is there when the user was read with it (findUserBy*, withEmailVerified); absent counts as false. */
+export type UserRecord = Omit<UserRow, 'password_hash'> & { email_verified?: boolean }
+
+/** A user as read with its verification state. */
+export type UserAccount = UserRow & { email_verified: boolean }
 
 export const normalizeEmail = (email: string): string => email.trim().toLowerCase()
 
@@ -23,13 +30,14 @@ export const toPublicUser = (user: UserRecord): PublicUser => ({
   id: user.id,
   email: user.email,
   displayName: user.display_name,
+  emailVerified: user.email_verified === true,
   createdAt: toIso(user.created_at),
   updatedAt: toIso(user.updated_at),
 })
 
 const emailTaken = () => new AppError(409, 'EMAIL_TAKEN', 'That email is already registered')
 
-type Db = Kysely<Database>
+type Db = Kysely<Database> | Transaction<Database>
 
 export async function createUser(
   db: Db,
@@ -43,6 +51,7 @@ export async function createUser(
     password_hash: input.passwordHash,
     created_at: at,
     updated_at: at,
+    disabled_at: null,
   }
   try {
     await db.insertInto('users').values(user).execute()
@@ -51,15 +60,57 @@ export async function createUser(
     throw error
   }
   const { password_hash: _, ...record } = user
-  return record
+  return { ...record, email_verified: false }
 }
 
-export function findUserByEmail(db: Db, email: string): Promise<UserRow | undefined> {
-  return db.selectFrom('users').selectAll().where('email', '=', email).executeTakeFirst()
+/** Users with their verification state: verified while the recorded address is still theirs. */
+const usersWithVerification = (db: Db) =>
+  db
+    .selectFrom('users')
+    .leftJoin('email_verifications', (join) =>
+      join.onRef('email_verifications.user_id', '=', 'users.id').onRef('email_verifications.email', '=', 'users.email'),
+    )
+    .selectAll('users')
+    .select('email_verifications.verified_at')
+
+const toAccount = ({ verified_at, ...user }: UserRow & { verified_at: number | null }): UserAccount => ({
+  ...user,
+  email_verified: verified_at !== null,
+})
+
+export async function findUserByEmail(db: Db, email: string): Promise<UserAccount | undefined> {
+  const row = await usersWithVerification(db).where('users.email', '=', email).executeTakeFirst()
+  return row && toAccount(row)
 }
 
-export function findUserById(db: Db, id: string): Promise<UserRow | undefined> {
-  return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst()
+export async function findUserById(db: Db, id: string): Promise<UserAccount | undefined> {
+  const row = await usersWithVerification(db).where('users.id', '=', id).executeTakeFirst()
+  return row && toAccount(row)
+}
+
+/** Whether the user's current address is verified (false for no such user). */
+export async function isEmailVerified(db: Db, userId: string): Promise<boolean> {
+  return (await findUserById(db, userId))?.email_verified === true
+}
+
+/** The record with its verification state read, for a record that came without it. */
+export async function withEmailVerified(db: Db, user: UserRecord): Promise<UserRecord> {
+  if (user.email_verified !== undefined) return user
+  const row = await db
+    .selectFrom('email_verifications')
+    .select('email')
+    .where('user_id', '=', user.id)
+    .executeTakeFirst()
+  return { ...user, email_verified: row?.email === user.email }
+}
+
+/** Records that the user proved to receive mail at `email` (a link mailed there was followed). */
+export async function markEmailVerified(db: Db, userId: string, email: string, at: number): Promise<void> {
+  await db
+    .insertInto('email_verifications')
+    .values({ user_id: userId, email, verified_at: at })
+    .onConflict((conflict) => conflict.column('user_id').doUpdateSet({ email, verified_at: at }))
+    .execute()
 }
 
 export async function updateUserProfile(
@@ -80,7 +131,7 @@ export async function updateUserProfile(
   }
   if (!user) return undefined
   const { password_hash: _, ...record } = user
-  return record
+  return withEmailVerified(db, record)
 }
 
 export async function setPasswordHash(db: Db, id: string, passwordHash: string, at: number): Promise<void> {

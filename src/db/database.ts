@@ -10,6 +10,8 @@ export interface UsersTable {
   password_hash: string
   created_at: number
   updated_at: number
+  /** Set by `latchkey users disable`: the account cannot sign in, refresh or use an access token. */
+  disabled_at: number | null
 }
 
 export interface SessionsTable {
@@ -34,6 +36,89 @@ export interface RefreshTokensTable {
   expires_at: number
   /** Set when the token was rotated; presenting it again is reuse (after the grace window). */
   used_at: number | null
+}
+
+/** Device cookies: not credentials, only proof that a client signed in to the user's account before. */
+export interface DeviceTokensTable {
+  /** Keyed hash of the cookie's value; the value itself is never stored. */
+  token_hash: string
+  user_id: string
+  created_at: number
+  expires_at: number
+}
+
+/**
+ * Signing keys of access tokens. State follows from the dates: `next` before
+ * `activates_at`, `current` until `retires_at`, `retired` (verifies, never signs)
+ * until `expires_at`; `revoked_at` ends it at once.
+ */
+export interface SigningKeysTable {
+  kid: string
+  /** JOSE algorithm: EdDSA or ES256. */
+  algorithm: string
+  /** The public key as a JWK (JSON text). */
+  public_jwk: string
+  /** Sealed PKCS#8 private key (nonce, AES-256-GCM ciphertext, tag); null once the key no longer signs. */
+  private_key: Uint8Array | null
+  /** Fingerprint of the key that sealed `private_key`. */
+  encryption_key_id: string | null
+  created_at: number
+  activates_at: number
+  retires_at: number | null
+  expires_at: number | null
+  revoked_at: number | null
+}
+
+/** The address each user proved they receive mail at; verified while it is still the user's address. */
+export interface EmailVerificationsTable {
+  user_id: string
+  email: string
+  verified_at: number
+}
+
+/** Tokens of verification, reset, email-change and sign-in mails (src/auth/one-time-tokens.ts). */
+export interface OneTimeTokensTable {
+  /** Keyed hash of the purpose and the token; the token itself is never stored. */
+  token_hash: string
+  purpose: string
+  user_id: string
+  /** The address the token was mailed to, and that it is bound to. */
+  email: string
+  created_at: number
+  expires_at: number
+}
+
+/** Mails to send (src/mail/queue.ts): jobs that hold no token; the sender writes the mail. */
+export interface MailQueueTable {
+  id: string
+  purpose: string
+  recipient: string
+  user_id: string | null
+  /** JSON of the job's other fields (never a token). */
+  payload: string
+  created_at: number
+  attempts: Generated<number>
+  /** When the job is due, or until when a claim holds it; null once given up. */
+  next_attempt_at: number | null
+  /** The claim of the sender that holds the job now. */
+  claim_id: string | null
+  /** The last failure, as an error code (never a message that could hold an address). */
+  last_error: string | null
+  failed_at: number | null
+}
+
+/** The per-user security event log (src/auth/security-events.ts); no foreign key: `account_deleted` outlives its user. */
+export interface SecurityEventsTable {
+  id: string
+  user_id: string
+  type: string
+  /** The session the event is about (the one signed in, logged out, revoked, ...), if any. */
+  session_id: string | null
+  ip: string | null
+  user_agent: string | null
+  created_at: number
+  /** When the cleanup deletes it: created_at + SECURITY_EVENT_RETENTION, fixed when written. */
+  expires_at: number
 }
 
 export interface ListsTable {
@@ -73,6 +158,12 @@ export interface Database {
   users: UsersTable
   sessions: SessionsTable
   refresh_tokens: RefreshTokensTable
+  device_tokens: DeviceTokensTable
+  signing_keys: SigningKeysTable
+  email_verifications: EmailVerificationsTable
+  one_time_tokens: OneTimeTokensTable
+  mail_queue: MailQueueTable
+  security_events: SecurityEventsTable
   lists: ListsTable
   tasks: TasksTable
   secrets: SecretsTable
@@ -83,6 +174,11 @@ export type NewUser = Insertable<UsersTable>
 export type UserUpdate = Updateable<UsersTable>
 export type SessionRow = Selectable<SessionsTable>
 export type RefreshTokenRow = Selectable<RefreshTokensTable>
+export type DeviceTokenRow = Selectable<DeviceTokensTable>
 export type ListRow = Selectable<ListsTable>
 export type TaskRow = Selectable<TasksTable>
 export type SecretRow = Selectable<SecretsTable>
+export type SigningKeyRow = Selectable<SigningKeysTable>
+export type OneTimeTokenRow = Selectable<OneTimeTokensTable>
+export type MailQueueRow = Selectable<MailQueueTable>
+export type SecurityEventRow = Selectable<SecurityEventsTable>

@@ -3,10 +3,11 @@
 // the same Kysely<Database>: timestamps come back as numbers, unique violations
 // are recognised alike (isUniqueViolation), and repositories write `.forUpdate()`
 // where PostgreSQL must lock rows. Everything dialect-specific lives in src/db.
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, linkSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs'
 import path from 'node:path'
 import SQLite from 'better-sqlite3'
 import {
+  CompiledQuery,
   type DatabaseIntrospector,
   type DatabaseMetadata,
   type DatabaseMetadataOptions,
@@ -18,6 +19,7 @@ import {
 } from 'kysely'
 import pg from 'pg'
 import type { Database } from './database.js'
+import { registerReadRunner } from './prepared.js'
 import { ImmediateSqliteDialect, SqliteRowLockPlugin } from './sqlite-driver.js'
 
 export type DatabaseConfig =
@@ -102,25 +104,70 @@ function makePrivateFile(file: string): void {
   chmodSync(file, 0o600)
 }
 
+/**
+ * Creates a new database file whole: made and initialised under a temporary
+ * name (WAL mode, which writes the header), then linked into place, which
+ * fails if another process made the file meanwhile. So latchkey never leaves
+ * an empty database file behind, even when killed while creating one: an
+ * empty file where a database was expected is damage, and start-up says so.
+ */
+function createDatabaseFile(file: string): void {
+  const temporary = `${file}.${process.pid}.new`
+  rmSync(temporary, { force: true })
+  try {
+    makePrivateFile(temporary)
+    const init = new SQLite(temporary)
+    try {
+      init.pragma('journal_mode = WAL')
+    } finally {
+      init.close()
+    }
+    try {
+      linkSync(temporary, file)
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code
+      if (code === 'EEXIST') return
+      // A file system without hard links: a rename, which would replace a file made meanwhile.
+      if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'].includes(code ?? '')) throw error
+      if (!existsSync(file)) renameSync(temporary, file)
+    }
+  } finally {
+    rmSync(temporary, { force: true })
+  }
+}
+
 function openSqlite(config: Extract<DatabaseConfig, { kind: 'sqlite' }>, options: OpenOptions): DatabaseHandle {
   let releaseLock = () => {}
-  if (config.file !== ':memory:') {
-    mkdirSync(path.dirname(config.file), { recursive: true, mode: 0o700 })
-    if (options.serverLock) releaseLock = takeServerLock(config.file)
-    makePrivateFile(config.file)
+  let sqlite: SQLite.Database | undefined
+  try {
+    if (config.file !== ':memory:') {
+      mkdirSync(path.dirname(config.file), { recursive: true, mode: 0o700 })
+      if (options.serverLock) releaseLock = takeServerLock(config.file)
+      if (existsSync(config.file)) makePrivateFile(config.file)
+      else createDatabaseFile(config.file)
+    }
+    sqlite = new SQLite(config.file)
+    // WAL lets readers run beside the writer; synchronous=FULL syncs each commit to
+    // disk, so a write that answered 2xx survives a crash of the process or the machine.
+    sqlite.pragma('journal_mode = WAL')
+    sqlite.pragma('synchronous = FULL')
+    sqlite.pragma('foreign_keys = ON')
+    // No waiting inside SQLite (it would sleep the event loop): the driver waits on timers.
+    sqlite.pragma('busy_timeout = 0')
+  } catch (error) {
+    sqlite?.close()
+    releaseLock()
+    throw error
   }
-  const sqlite = new SQLite(config.file)
-  // WAL lets readers run beside the writer; synchronous=FULL syncs each commit to
-  // disk, so a write that answered 2xx survives a crash of the process or the machine.
-  sqlite.pragma('journal_mode = WAL')
-  sqlite.pragma('synchronous = FULL')
-  sqlite.pragma('foreign_keys = ON')
-  // No waiting inside SQLite (it would sleep the event loop): the driver waits on timers.
-  sqlite.pragma('busy_timeout = 0')
-  const db = new Kysely<Database>({
-    dialect: new ImmediateSqliteDialect({ database: sqlite, busyTimeoutMs: config.busyTimeoutMs }),
-    plugins: [new SqliteRowLockPlugin()],
-  })
+  const dialect = new ImmediateSqliteDialect({ database: sqlite, busyTimeoutMs: config.busyTimeoutMs })
+  const db = new Kysely<Database>({ dialect, plugins: [new SqliteRowLockPlugin()] })
+  const driver = dialect.driver
+  if (driver) {
+    registerReadRunner(db, async <R>(text: string, parameters: readonly unknown[]) => {
+      const rows = driver.readNow<R>(text, parameters)
+      return rows ?? (await db.executeQuery<R>({ ...CompiledQuery.raw(text, [...parameters]) })).rows
+    })
+  }
   let closed = false
   return {
     db,
@@ -128,7 +175,8 @@ function openSqlite(config: Extract<DatabaseConfig, { kind: 'sqlite' }>, options
     async ping() {
       if (closed) return false
       try {
-        const row = await sql<{ ok: number }>`select 1 as ok`.execute(db)
+        // Reads the file (its schema), where `select 1` would not touch it.
+        const row = await sql<{ ok: number }>`select count(*) >= 0 as ok from sqlite_schema`.execute(db)
         return row.rows[0]?.ok === 1
       } catch {
         return false
@@ -227,6 +275,10 @@ function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>, opt
   })
   pool.on('error', (error) => options.onPoolError?.(error))
   const db = new Kysely<Database>({ dialect: new CurrentSchemaPostgresDialect({ pool }) })
+  registerReadRunner(db, async <R>(text: string, parameters: readonly unknown[], name: string) => {
+    const result = await pool.query({ name, text, values: [...parameters] })
+    return result.rows as R[]
+  })
   let closed = false
   const handle: DatabaseHandle = {
     db,

@@ -53,16 +53,30 @@ const isBusy = (error: unknown): boolean => {
 /** A FIFO lock on the one connection: held by a transaction from BEGIN to COMMIT, or by one lone statement. */
 class ConnectionLock {
   #tail: Promise<void> = Promise.resolve()
+  /** Holders and waiters. */
+  #count = 0
+
+  /** Nobody holds or waits for the connection: a synchronous statement now cannot land inside a transaction. */
+  get idle(): boolean {
+    return this.#count === 0
+  }
 
   async acquire(): Promise<() => void> {
-    let release!: () => void
+    this.#count++
+    let resolveHeld!: () => void
     const held = new Promise<void>((resolve) => {
-      release = resolve
+      resolveHeld = resolve
     })
     const previous = this.#tail
     this.#tail = previous.then(() => held)
     await previous
-    return release
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      this.#count--
+      resolveHeld()
+    }
   }
 }
 
@@ -158,6 +172,22 @@ export class ImmediateSqliteDriver implements Driver {
   }
 
   /**
+   * Rows of a read, run at once and synchronously when the connection is idle
+   * (no transaction open or waiting); undefined otherwise, or when SQLite is
+   * busy: then the caller takes the ordinary, queued way. For the per-request
+   * session check, where the queue's promises were a measurable share.
+   */
+  readNow<R>(sql: string, parameters: readonly unknown[]): R[] | undefined {
+    if (!this.lock.idle) return undefined
+    try {
+      return this.statement(sql).all(parameters as unknown[]) as R[]
+    } catch (error) {
+      if (isBusy(error)) return undefined
+      throw error
+    }
+  }
+
+  /**
    * Runs `attempt` again, after a growing pause on the event loop's timers, for
    * as long as another connection holds the lock it needs, up to `busyTimeoutMs`.
    */
@@ -224,8 +254,12 @@ export class ImmediateSqliteDialect extends SqliteDialect {
     this.#config = config
   }
 
+  /** The driver this dialect made (one per Kysely instance). */
+  driver: ImmediateSqliteDriver | undefined
+
   override createDriver(): Driver {
-    return new ImmediateSqliteDriver(this.#config)
+    this.driver = new ImmediateSqliteDriver(this.#config)
+    return this.driver
   }
 
   override createAdapter(): SqliteAdapter {

@@ -30,7 +30,7 @@ declare const document: {
   documentElement: { scrollWidth: number }
 }
 declare const window: { innerWidth: number }
-declare const localStorage: { length: number }
+declare const localStorage: { length: number; key(index: number): string | null; getItem(key: string): string | null }
 declare const sessionStorage: { length: number }
 declare function getComputedStyle(element: unknown): { outlineStyle: string }
 
@@ -70,6 +70,22 @@ t.test('the account page as served (no browser)', async (t) => {
   t.notMatch(page.body, /\son[a-z]+\s*=/i, 'no inline event handler')
   t.notMatch(page.body, /<style|\sstyle\s*=/i, 'no inline style')
   t.match(page.body, /<script type="module" src="\/account\.js"><\/script>/)
+  // Assets are same-origin and relative: nothing to upgrade, and over plain http
+  // at another host the upgrade made every asset fail (test/browser/account-http.test.ts).
+  t.notMatch(csp, /upgrade-insecure-requests/, 'no upgrade of the assets to https')
+  // The settings the script needs before it asks the API anything; none is a secret.
+  const settings = /<meta name="latchkey-settings" content="([^"]*)">/.exec(page.body)?.[1] ?? ''
+  t.same(JSON.parse(settings.replaceAll('&quot;', '"')), {
+    cookieSecure: true,
+    signInLinks: true,
+    requireEmailVerification: false,
+  })
+  t.ok(page.headers.etag, '/ can be revalidated')
+  const unchanged = await app.inject({ url: '/', headers: { 'if-none-match': String(page.headers.etag) } })
+  t.equal(unchanged.statusCode, 304, '/ revalidates')
+  const head = await app.inject({ method: 'HEAD', url: '/index.html' })
+  t.equal(head.statusCode, 200)
+  t.equal(head.headers['content-type'], 'text/html; charset=utf-8')
 
   const assets: Array<[string, RegExp]> = [
     ['/account.js', /^(application|text)\/javascript/],
@@ -85,7 +101,18 @@ t.test('the account page as served (no browser)', async (t) => {
     t.equal(again.statusCode, 304, `${url} revalidates`)
   }
   const script = (await app.inject('/account.js')).body
-  t.notMatch(script, /localStorage|sessionStorage|document\.cookie/, 'the script keeps no token anywhere')
+  t.notMatch(script, /sessionStorage|document\.cookie/, 'the script keeps no token anywhere')
+  // Web storage holds one bit, under one key, with a fixed value: "signed in here" (no token, no user data).
+  const storageCalls = [...script.matchAll(/localStorage\.(\w+)\(([^)]*)\)/g)].map(
+    ([, method, args]) => `${method}(${args})`,
+  )
+  t.same(
+    [...new Set(storageCalls)].sort(),
+    ['getItem(SIGNED_IN_HINT)', 'removeItem(SIGNED_IN_HINT)', "setItem(SIGNED_IN_HINT, 'yes')"],
+    'localStorage only keeps the signed-in hint',
+  )
+  t.equal((script.match(/localStorage/g) ?? []).length, storageCalls.length, 'and is used nowhere else')
+  t.match(script, /const SIGNED_IN_HINT = 'latchkey:signed-in'\n/)
 
   // Only the page's own files: nothing else from public/ or around it.
   for (const url of ['/public/account.js', '/account.js.map', '/index.htm', '/..%2fpackage.json', '/.env']) {
@@ -357,7 +384,7 @@ if (!existsSync(CHROMIUM)) {
       await page.keyboard.type(PASSWORD)
       await page.keyboard.press('Enter')
       await waitSignedIn(page, name)
-      await page.getByText(email).waitFor()
+      await page.getByText(`Signed in as ${email}`).waitFor()
       t.equal(await page.getByRole('heading', { name: 'Tasks' }).count(), 1)
       t.equal(await page.getByRole('heading', { name: 'Sessions' }).count(), 1)
       await sessionList(page).getByText('This device', { exact: true }).waitFor()
@@ -399,10 +426,15 @@ if (!existsSync(CHROMIUM)) {
       t.notOk(await taskList(page).getByRole('checkbox', { name: 'Buy milk' }).isChecked())
       const readable = await page.evaluate(() => ({
         cookie: document.cookie,
-        local: localStorage.length,
+        local: Object.fromEntries(
+          Array.from({ length: localStorage.length }, (_, i) => {
+            const key = localStorage.key(i) ?? ''
+            return [key, localStorage.getItem(key)]
+          }),
+        ),
         session: sessionStorage.length,
       }))
-      t.same(readable, { cookie: '', local: 0, session: 0 })
+      t.same(readable, { cookie: '', local: { 'latchkey:signed-in': 'yes' }, session: 0 }, 'storage: the hint alone')
       const cookies = await desk.context.cookies(origin)
       const access = cookies.find((cookie) => cookie.name === 'access_token')
       t.match(access, { httpOnly: true, sameSite: 'Lax', path: '/' })

@@ -3,6 +3,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { confirmPassword } from '../../../src/auth/flows/change-password.js'
+import { clientOf } from '../../../src/auth/security-events.js'
 import { ACCESS_SECURITY, errorResponses, IsoDateTime, PASSWORD_CONFIRMATION_SECURITY } from '../../../src/schemas.js'
 
 const ConfirmationSchema = Type.Object(
@@ -12,7 +13,10 @@ const ConfirmationSchema = Type.Object(
     }),
     expiresAt: IsoDateTime,
   },
-  { title: 'PasswordConfirmation' },
+  {
+    title: 'PasswordConfirmation',
+    description: 'A password-confirmation token of this session; the password_confirmation_token cookie is set',
+  },
 )
 
 const FIFTEEN_MINUTES = 15 * 60 * 1000
@@ -40,7 +44,8 @@ const passwordConfirmationRoutes: FastifyPluginAsyncTypebox = async (fastify) =>
     },
     async (request, reply) => {
       const { userId, sessionId, user } = request.auth
-      await confirmPassword(flows, { userId, sessionId, email: user.email, ip: request.ip }, request.body.password)
+      const caller = { userId, sessionId, email: user.email, ...clientOf(request), ip: request.ip }
+      await confirmPassword(flows, caller, request.body.password)
       const issued = tokens.issuePasswordConfirmation(reply, request.auth)
       return { passwordConfirmationToken: issued.token, expiresAt: issued.expiresAt }
     },

@@ -1,7 +1,9 @@
 // The signed-in user's sessions: list the active ones, revoke one.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { listActiveSessions, revokeSession } from '../../../src/auth/sessions.js'
+import { revokeOwnSession } from '../../../src/auth/flows/end-sessions.js'
+import { clientOf } from '../../../src/auth/security-events.js'
+import { listActiveSessions } from '../../../src/auth/sessions.js'
 import { notFound } from '../../../src/errors.js'
 import { errorResponses, IdParams, IsoDateTime, Nullable } from '../../../src/schemas.js'
 
@@ -19,7 +21,7 @@ const SessionSchema = Type.Object(
 )
 
 const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { db, clock, tokens } = fastify
+  const { db, clock, tokens, flows } = fastify
 
   fastify.get(
     '/',
@@ -48,7 +50,9 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request, reply) => {
-      if (!(await revokeSession(db, request.auth.userId, request.params.id, clock.now()))) throw notFound('Session')
+      const { userId, sessionId } = request.auth
+      const caller = { userId, sessionId, ...clientOf(request) }
+      if (!(await revokeOwnSession(flows, caller, request.params.id))) throw notFound('Session')
       if (request.params.id === request.auth.sessionId) tokens.clearCookies(reply)
       return reply.code(204).send(null)
     },

@@ -29,8 +29,12 @@ export async function changePassword(
   if (weakness) throw weakPassword('newPassword', weakness)
   const passwordHash = await context.passwords.hash(input.newPassword)
   const at = context.clock.now()
-  await context.db.transaction().execute(async (trx) => {
+  const revoked = await context.db.transaction().execute(async (trx) => {
     await setPasswordHash(trx, caller.userId, passwordHash, at)
-    await revokeUserSessions(trx, caller.userId, caller.sessionId, at)
+    const count = await revokeUserSessions(trx, caller.userId, caller.sessionId, at)
+    const { userId, sessionId, ip, userAgent } = caller
+    await context.events.record(trx, { type: 'password_changed', userId, sessionId, ip, userAgent })
+    return count
   })
+  context.events.metrics.sessionsRevoked('password_changed', revoked)
 }

@@ -2,6 +2,8 @@
 // password confirmation, password change): take an attempt from the throttle
 // before hashing (so parallel guesses cannot slip past the limit), verify in the
 // same time whether or not the account exists, and forget the failures on success.
+// A refused attempt on an existing account is a security event of that account
+// (an unknown email has none to attach it to).
 
 import type { UserRow } from '../../db/database.js'
 import { invalidCredentials, loginThrottled } from '../../errors.js'
@@ -12,7 +14,12 @@ import type { FlowContext } from './context.js'
 export interface Client {
   ip: string
   trustedDevice?: boolean
+  /** For the security event: the client's user agent, and the session of a signed-in caller. */
+  userAgent?: string | null | undefined
+  sessionId?: string | undefined
 }
+
+const THROTTLED_EVENT_EVERY_MS = 60_000
 
 export async function checkPassword(
   context: FlowContext,
@@ -22,11 +29,25 @@ export async function checkPassword(
   password: string,
 ): Promise<UserRow> {
   const attempt: LoginAttempt = { email, ip: client.ip, trustedDevice: client.trustedDevice ?? false }
+  const refused = async (type: 'login_failed' | 'login_throttled') => {
+    if (!user) return
+    const { ip, userAgent, sessionId } = client
+    const event = { type, userId: user.id, sessionId, ip, userAgent }
+    // Failed attempts are bounded by the throttle; throttled ones are not: one row a minute at most.
+    if (type === 'login_throttled') await context.events.recordUnlessRecent(context.db, event, THROTTLED_EVENT_EVERY_MS)
+    else await context.events.record(context.db, event)
+  }
   const wait = await context.loginThrottle.attempt(attempt)
-  if (wait > 0) throw loginThrottled(wait)
+  if (wait > 0) {
+    await refused('login_throttled')
+    throw loginThrottled(wait)
+  }
   // Unknown emails are verified against a dummy hash: same answer, same time.
   const valid = await context.passwords.verify(user?.password_hash ?? null, password)
-  if (!user || !valid) throw invalidCredentials()
+  if (!user || !valid) {
+    await refused('login_failed')
+    throw invalidCredentials()
+  }
   await context.loginThrottle.succeeded(attempt)
   return user
 }
