@@ -125,12 +125,15 @@ t.test(
     const env = { PATH: process.env.PATH, ...TEST_ENV, DATA_DIR: dir }
     for (let round = 0; round < 6; round++) {
       const child = spawn(process.execPath, [cli, 'migrate'], { env, stdio: 'ignore' })
-      // Killed at a different moment each round, from before the file exists to mid-migration.
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      // Killed at a different moment each round, from before the file exists to mid-migration
+      // (a round whose start finished first is killed too late: harmless).
       await new Promise((resolve) => setTimeout(resolve, 40 + round * 25))
       child.kill('SIGKILL')
-      await new Promise((resolve) => child.once('exit', resolve))
+      await exited
     }
     const final = spawn(process.execPath, [cli, 'migrate'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    const finalExit = new Promise((resolve) => final.once('exit', resolve))
     let output = ''
     final.stdout.on('data', (chunk) => {
       output += chunk
@@ -138,7 +141,7 @@ t.test(
     final.stderr.on('data', (chunk) => {
       output += chunk
     })
-    const code = await new Promise((resolve) => final.once('exit', resolve))
+    const code = await finalExit
     t.equal(code, 0, output)
     t.equal(schemaOf(path.join(dir, 'latchkey.db')), await latestSchema(t))
   },

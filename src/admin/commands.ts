@@ -176,6 +176,13 @@ export async function backupCommand(config: Config, io: Output, file: string, js
     io.err(postgresBackupAdvice)
     return 1
   }
+  if (config.secretsFile?.pending) {
+    // The secrets were just generated (the file is missing or incomplete): they are not the ones the data needs.
+    io.err(
+      `latchkey: ${config.secretsFile.path} lacks ${config.secretsFile.generated.join(', ')}: restore it (or set them in the environment) first; a copy without the database's secrets could not be restored`,
+    )
+    return 1
+  }
   let result: Awaited<ReturnType<typeof backupSqlite>>
   try {
     result = await backupSqlite(config.database.file, file, {

@@ -5,7 +5,7 @@
 // `PRAGMA integrity_check` is ok. Scheduled backups (BACKUP_CRON) keep the
 // newest BACKUP_KEEP. On PostgreSQL the command explains pg_dump and fails.
 import { spawn, spawnSync } from 'node:child_process'
-import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import path from 'node:path'
 import SQLite from 'better-sqlite3'
 import t from 'tap'
@@ -209,3 +209,15 @@ t.test(
     }
   },
 )
+
+t.test('no backup with secrets that are not the database’s', { skip: onPostgres && 'SQLite only' }, async (t) => {
+  const dir = tempDir(t)
+  const migrate = spawnSync(process.execPath, [CLI, 'migrate'], { ...cli(dir), encoding: 'utf8' })
+  t.equal(migrate.status, 0, migrate.stderr)
+  rmSync(path.join(dir, 'secrets.json'))
+  const result = await runCli(dir, ['backup', path.join(dir, 'copy.db')])
+  t.equal(result.status, 1)
+  t.match(result.stderr, /secrets\.json lacks JWT_SECRET, COOKIE_SECRET, DATA_ENCRYPTION_KEY/)
+  t.notOk(existsSync(path.join(dir, 'copy.db')), 'no copy')
+  t.notOk(existsSync(path.join(dir, 'secrets.json')), 'and no new secrets written either')
+})
