@@ -486,7 +486,15 @@ function showSignedIn(user) {
   auth.maybeSignedIn = true
   setSignedInHint(true)
   showUser(user)
-  const regions = ['account-error', 'tasks-error', 'lists-error', 'secrets-error', 'sessions-error', 'verify-error']
+  const regions = [
+    'account-error',
+    'tasks-error',
+    'lists-error',
+    'secrets-error',
+    'sessions-error',
+    'activity-error',
+    'verify-error',
+  ]
   for (const id of [...regions, 'verify-status', 'profile-error', 'profile-done', 'password-error', 'password-done']) {
     byId(id).textContent = ''
   }
@@ -500,6 +508,7 @@ async function loadSignedInData() {
     attempt(byId('tasks-error'), 'data', () => loadTasks()),
     attempt(byId('secrets-error'), 'data', () => loadSecrets()),
     attempt(byId('sessions-error'), 'data', () => loadSessions()),
+    attempt(byId('activity-error'), 'data', () => loadActivity()),
   ])
 }
 
@@ -896,6 +905,7 @@ function sessionItem(session) {
         if (!(error instanceof ApiError && error.code === 'NOT_FOUND')) throw error
       }
       await loadSessions()
+      await attempt(byId('activity-error'), 'data', () => loadActivity())
       byId('sessions-heading').focus()
       announce(`Revoked the session on ${device}`)
     }),
@@ -909,6 +919,41 @@ async function loadSessions() {
   const ordered = [...items.filter((s) => s.current), ...items.filter((s) => !s.current)]
   byId('session-list').replaceChildren(...ordered.map(sessionItem))
   byId('logout-others').hidden = items.length < 2
+}
+
+// ---------------------------------------------------------------- recent activity
+
+/** Words for the event types of GET /users/me/security-events (src/auth/security-events.ts). */
+const ACTIVITY_WORDS = {
+  signup: 'Account created',
+  login_succeeded: 'Signed in',
+  login_failed: 'Wrong password entered',
+  login_throttled: 'Sign-in attempts paused (too many wrong passwords)',
+  refresh_reuse_detected: 'A stolen or replayed session token was refused; that session was ended',
+  logout: 'Signed out',
+  session_revoked: 'A session was ended',
+  password_changed: 'Password changed',
+  password_reset: 'Password reset by email',
+  email_changed: 'Email address changed',
+  account_disabled: 'Account disabled by an administrator',
+  account_enabled: 'Account enabled by an administrator',
+}
+
+function activityItem(event) {
+  const what = el('p', { class: 'session-device' }, ACTIVITY_WORDS[event.type] ?? event.type.replaceAll('_', ' '))
+  const device = event.userAgent ? ` · ${describeDevice(event.userAgent)}` : ''
+  const meta = el(
+    'p',
+    { class: 'session-meta' },
+    `IP ${event.ip ?? 'unknown'}${device} · `,
+    timeElement(event.createdAt),
+  )
+  return el('li', { class: 'session' }, el('div', { class: 'session-info' }, what, meta))
+}
+
+async function loadActivity() {
+  const { items } = await api('GET', '/users/me/security-events?limit=10')
+  byId('activity-list').replaceChildren(...items.map(activityItem))
 }
 
 // ---------------------------------------------------------------- mailed links
@@ -1258,12 +1303,13 @@ async function loadAccount() {
   }
   auth.maybeSignedIn = true
   // All at once: if the access token has expired they share one refresh.
-  const [me, lists, tasks, secrets, sessions] = await Promise.allSettled([
+  const [me, lists, tasks, secrets, sessions, activity] = await Promise.allSettled([
     api('GET', '/users/me'),
     loadLists(),
     loadTasks(),
     loadSecrets(),
     loadSessions(),
+    loadActivity(),
   ])
   if (me.status === 'rejected') {
     if (!(me.reason instanceof SignedOutError)) {
@@ -1279,6 +1325,7 @@ async function loadAccount() {
     [tasks, 'tasks-error'],
     [secrets, 'secrets-error'],
     [sessions, 'sessions-error'],
+    [activity, 'activity-error'],
   ]
   for (const [outcome, region] of failures) {
     if (outcome.status === 'rejected') byId(region).textContent = explain(outcome.reason, 'data')

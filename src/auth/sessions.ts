@@ -7,7 +7,7 @@
 import { createHmac, randomBytes, randomUUID } from 'node:crypto'
 import type { Kysely, Transaction } from 'kysely'
 import type { Database, SessionRow } from '../db/database.js'
-import { prepareRead } from '../db/prepared.js'
+import { prepareReadFirst } from '../db/prepared.js'
 import { toIso } from '../time.js'
 import { expiredDeviceTokensQuery } from './device-tokens.js'
 import type { Keys } from './keys.js'
@@ -255,9 +255,9 @@ export function createSessionLookup(
     ])
     .where('sessions.id', '=', '')
   type Row = NonNullable<Awaited<ReturnType<typeof query.executeTakeFirst>>>
-  const read = prepareRead<Row>(db, query)
+  const read = prepareReadFirst<Row>(db, query)
   return async (sessionId, at) => {
-    const row = (await read([sessionId]))[0]
+    const row = await read([sessionId])
     if (!row || row.revoked_at !== null || row.expires_at <= at || row.disabled_at !== null) return undefined
     return {
       sessionId: row.session_id,

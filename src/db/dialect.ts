@@ -164,8 +164,9 @@ function openSqlite(config: Extract<DatabaseConfig, { kind: 'sqlite' }>, options
   const driver = dialect.driver
   if (driver) {
     registerReadRunner(db, async <R>(text: string, parameters: readonly unknown[]) => {
-      const rows = driver.readNow<R>(text, parameters)
-      return rows ?? (await db.executeQuery<R>({ ...CompiledQuery.raw(text, [...parameters]) })).rows
+      const row = driver.readFirstNow<R>(text, parameters)
+      if (row !== undefined) return row ?? undefined
+      return (await db.executeQuery<R>({ ...CompiledQuery.raw(text, [...parameters]) })).rows[0]
     })
   }
   let closed = false
@@ -277,7 +278,7 @@ function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>, opt
   const db = new Kysely<Database>({ dialect: new CurrentSchemaPostgresDialect({ pool }) })
   registerReadRunner(db, async <R>(text: string, parameters: readonly unknown[], name: string) => {
     const result = await pool.query({ name, text, values: [...parameters] })
-    return result.rows as R[]
+    return result.rows[0] as R | undefined
   })
   let closed = false
   const handle: DatabaseHandle = {

@@ -9,7 +9,12 @@ import { createHash } from 'node:crypto'
 import type { Compilable, Kysely } from 'kysely'
 import type { Database } from './database.js'
 
-export type ReadRunner = <R>(sql: string, parameters: readonly unknown[], name: string) => Promise<R[]> | R[]
+/** The first row of a read, or undefined. */
+export type ReadRunner = <R>(
+  sql: string,
+  parameters: readonly unknown[],
+  name: string,
+) => Promise<R | undefined> | R | undefined
 
 const runners = new WeakMap<Kysely<Database>, ReadRunner>()
 
@@ -17,14 +22,14 @@ export function registerReadRunner(db: Kysely<Database>, runner: ReadRunner): vo
   runners.set(db, runner)
 }
 
-/** A read compiled once; call it with the values of its parameters, in order. */
-export function prepareRead<R>(
+/** A read of one row compiled once; call it with the values of its parameters, in order. */
+export function prepareReadFirst<R>(
   db: Kysely<Database>,
   query: Compilable<R>,
-): (parameters: readonly unknown[]) => Promise<R[]> | R[] {
+): (parameters: readonly unknown[]) => Promise<R | undefined> | R | undefined {
   const compiled = query.compile()
   const runner = runners.get(db)
-  if (!runner) return async (parameters) => (await db.executeQuery<R>({ ...compiled, parameters })).rows
+  if (!runner) return async (parameters) => (await db.executeQuery<R>({ ...compiled, parameters })).rows[0]
   const name = `latchkey_${createHash('sha256').update(compiled.sql).digest('hex').slice(0, 24)}`
   return (parameters) => runner<R>(compiled.sql, parameters, name)
 }

@@ -263,6 +263,24 @@ if (!existsSync(CHROMIUM)) {
       t.ok(await fitsWidth(page), 'no horizontal scrolling at 360 px')
     })
 
+    await t.test('recent activity: the events of GET /users/me/security-events, in words', async (t) => {
+      await page.reload()
+      await waitSignedIn(page, 'Ada King')
+      const activity = page.getByRole('list', { name: 'Recent activity' })
+      // The steps above signed in and out on other devices and changed the password: the newest ten, in words.
+      await activity.getByRole('listitem').filter({ hasText: 'Signed in' }).first().waitFor()
+      const shown = await activity.getByRole('listitem').allInnerTexts()
+      t.ok(shown.length >= 2 && shown.length <= 10, `${shown.length} events shown`)
+      t.notOk(
+        shown.some((text) => /\b[a-z]+_[a-z_]+\b/.test(text)),
+        'every event in words, none as its raw type',
+      )
+      t.ok(
+        shown.every((text) => text.includes('IP 127.0.0.1')),
+        'each with its address',
+      )
+    })
+
     await t.test('sessions: this device offers "Log out of this device", not "Revoke"', async (t) => {
       await page.setViewportSize({ width: 1280, height: 800 })
       await page.reload()
