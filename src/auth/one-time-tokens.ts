@@ -63,6 +63,17 @@ export type TokenCheck = { ok: true; userId: string; email: string } | { ok: fal
 
 const INVALID: TokenCheck = { ok: false, reason: 'invalid' }
 
+/** What a token's row grants for `purpose` at `at`. */
+function grantOf(
+  row: { user_id: string; email: string; expires_at: number; purpose: string } | undefined,
+  purpose: OneTimeTokenPurpose,
+  at: number,
+): TokenCheck {
+  if (!row || row.purpose !== purpose) return INVALID
+  if (row.expires_at <= at) return { ok: false, reason: 'expired' }
+  return { ok: true, userId: row.user_id, email: row.email }
+}
+
 /** What a token would grant, without using it (so a flow can refuse before costly work). */
 export async function peekOneTimeToken(
   db: Db,
@@ -77,9 +88,7 @@ export async function peekOneTimeToken(
     .select(['user_id', 'email', 'expires_at', 'purpose'])
     .where('token_hash', '=', hashOf(keys, purpose, token))
     .executeTakeFirst()
-  if (!row || row.purpose !== purpose) return INVALID
-  if (row.expires_at <= at) return { ok: false, reason: 'expired' }
-  return { ok: true, userId: row.user_id, email: row.email }
+  return grantOf(row, purpose, at)
 }
 
 /** Uses a token: deletes it and answers what it granted; once only, even under concurrent uses. */
@@ -96,9 +105,7 @@ export async function takeOneTimeToken(
     .where('token_hash', '=', hashOf(keys, purpose, token))
     .returning(['user_id', 'email', 'expires_at', 'purpose'])
     .executeTakeFirst()
-  if (!row || row.purpose !== purpose) return INVALID
-  if (row.expires_at <= at) return { ok: false, reason: 'expired' }
-  return { ok: true, userId: row.user_id, email: row.email }
+  return grantOf(row, purpose, at)
 }
 
 /** Ends every outstanding token of the user for `purpose` (a password reset ends the other reset links). */

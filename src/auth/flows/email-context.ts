@@ -1,8 +1,10 @@
 // What the email flows work with: the flows' own context, the purpose keys
 // (one-time token hashes), the mail settings, the mail throttle, and a way to
 // wake the background sender once a job is queued. Built by plugins/mail.ts.
+
 import type { Config } from '../../config.js'
 import { AppError } from '../../errors.js'
+import { enqueueMail } from '../../mail/queue.js'
 import type { Keys } from '../keys.js'
 import type { MailThrottle } from '../mail-throttle.js'
 import type { FlowContext } from './context.js'
@@ -51,4 +53,20 @@ export async function throttleMail(context: EmailFlowContext, email: string, ip:
       'Retry-After': String(wait),
     })
   }
+}
+
+/**
+ * Asks for a link mail to an address (password reset, sign-in link): the same
+ * answer after the same work whether or not it has an account. Only a job for
+ * the address is queued; the sender finds out later whether anyone is there.
+ */
+export async function requestLinkMail(
+  context: EmailFlowContext,
+  client: { ip: string },
+  email: string,
+  purpose: typeof MAIL.passwordReset | typeof MAIL.signInLink,
+): Promise<void> {
+  await throttleMail(context, email, client.ip)
+  await enqueueMail(context.db, { purpose, recipient: email }, context.clock.now())
+  context.mailQueued()
 }

@@ -5,23 +5,21 @@
 // ends every session and every other reset link of the user, proves the address,
 // lifts the failed-login limits of the email (the owner is back) and tells the
 // address that the password changed.
+
 import { weakPassword } from '../../errors.js'
 import { enqueueMail } from '../../mail/queue.js'
 import { peekOneTimeToken, revokeOneTimeTokens, takeOneTimeToken } from '../one-time-tokens.js'
 import { passwordWeakness } from '../passwords.js'
 import { revokeUserSessions } from '../sessions.js'
 import { findUserById, markEmailVerified, normalizeEmail, setPasswordHash } from '../users.js'
-import { type EmailFlowContext, MAIL, throttleMail, tokenRefused } from './email-context.js'
+import { type EmailFlowContext, MAIL, requestLinkMail, tokenRefused } from './email-context.js'
 
 export async function requestPasswordReset(
   context: EmailFlowContext,
   client: { ip: string },
   input: { email: string },
 ): Promise<void> {
-  const email = normalizeEmail(input.email)
-  await throttleMail(context, email, client.ip)
-  await enqueueMail(context.db, { purpose: MAIL.passwordReset, recipient: email }, context.clock.now())
-  context.mailQueued()
+  await requestLinkMail(context, client, normalizeEmail(input.email), MAIL.passwordReset)
 }
 
 export async function resetPassword(

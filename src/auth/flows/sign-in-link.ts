@@ -2,20 +2,16 @@
 // password reset request (202, the same work for any address); following the
 // link proves the address and signs in like a login (the route starts the
 // session with the same tokens and cookies).
-import { enqueueMail } from '../../mail/queue.js'
 import { takeOneTimeToken } from '../one-time-tokens.js'
 import { findUserById, markEmailVerified, normalizeEmail, type UserAccount } from '../users.js'
-import { type EmailFlowContext, MAIL, throttleMail, tokenRefused } from './email-context.js'
+import { type EmailFlowContext, MAIL, requestLinkMail, tokenRefused } from './email-context.js'
 
 export async function requestSignInLink(
   context: EmailFlowContext,
   client: { ip: string },
   input: { email: string },
 ): Promise<void> {
-  const email = normalizeEmail(input.email)
-  await throttleMail(context, email, client.ip)
-  await enqueueMail(context.db, { purpose: MAIL.signInLink, recipient: email }, context.clock.now())
-  context.mailQueued()
+  await requestLinkMail(context, client, normalizeEmail(input.email), MAIL.signInLink)
 }
 
 /** The account a sign-in link opens; its address is verified by the same token. */
