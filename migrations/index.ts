@@ -8,6 +8,7 @@ import * as deviceTokens from './2026-11-29T1300-device-tokens.js'
 import * as signingKeys from './2026-11-29T1400-signing-keys.js'
 import * as email from './2026-11-29T1500-email.js'
 import * as securityEvents from './2026-11-29T1600-security-events.js'
+import * as secondFactors from './2026-11-29T1700-second-factors.js'
 
 export const migrations: Record<string, Migration> = {
   '2026-11-22T1700-initial': initial,
@@ -16,4 +17,5 @@ export const migrations: Record<string, Migration> = {
   '2026-11-29T1400-signing-keys': signingKeys,
   '2026-11-29T1500-email': email,
   '2026-11-29T1600-security-events': securityEvents,
+  '2026-11-29T1700-second-factors': secondFactors,
 }

@@ -13,6 +13,7 @@ import { LruMap } from 'toad-cache'
 import { DEVICE_TOKEN_TTL, hashDeviceToken, issueDeviceToken } from '../src/auth/device-tokens.js'
 import type { FlowContext } from '../src/auth/flows/context.js'
 import { requireVerifiedEmail } from '../src/auth/flows/email-verification.js'
+import type { Caller } from '../src/auth/flows/second-factor.js'
 import { createLoginThrottle, type LoginThrottle } from '../src/auth/login-throttle.js'
 import { createPasswordHasher, type PasswordHasher } from '../src/auth/passwords.js'
 import { clientOf, createSecurityEvents, type SecurityEvents } from '../src/auth/security-events.js'
@@ -23,6 +24,7 @@ import {
   type IssuedRefreshToken,
   rotateRefreshToken,
   type SessionPolicy,
+  type SignInMethod,
   touchSession,
 } from '../src/auth/sessions.js'
 import { isEmailVerified, type PublicUser, toPublicUser, type UserRecord } from '../src/auth/users.js'
@@ -278,14 +280,15 @@ function createTokens(fastify: FastifyInstance, events: SecurityEvents) {
 
     /**
      * Signs in: a new session, its tokens and cookies, and the response body;
-     * records `event` (a sign-up, or a login by any means) with the new session.
+     * records the sign-up or login (by `method`) with the new session.
      */
     async startSession(
       request: FastifyRequest,
       reply: FastifyReply,
       user: UserRecord,
-      event: 'signup' | 'login_succeeded' = 'login_succeeded',
+      method: SignInMethod,
     ): Promise<SignedIn> {
+      const event = method === 'signup' ? 'signup' : 'login_succeeded'
       // Every way in passes here: a disabled account gets no session, whatever proved who it is.
       if (typeof user.disabled_at === 'number') throw accountDisabled()
       const client = clientOf(request)
@@ -293,7 +296,7 @@ function createTokens(fastify: FastifyInstance, events: SecurityEvents) {
         db,
         keys,
         policy,
-        { userId: user.id, userAgent: client.userAgent, ip: request.ip },
+        { userId: user.id, userAgent: client.userAgent, ip: request.ip, signInMethod: method },
         clock.now(),
         (trx, created) => events.record(trx, { type: event, userId: user.id, sessionId: created.id, ...client }),
       )
@@ -486,6 +489,12 @@ async function auth(fastify: FastifyInstance): Promise<void> {
 }
 
 export default fp(auth, { name: 'auth', dependencies: ['db', 'redis', 'jwt', 'cookies', 'metrics'] })
+
+/** The signed-in caller of a protected route, as the flows of src/auth/flows take it. */
+export function callerOf(request: FastifyRequest): Caller {
+  const { userId, sessionId, user } = request.auth
+  return { userId, sessionId, email: user.email, ip: request.ip, userAgent: clientOf(request).userAgent }
+}
 
 type HookList = NonNullable<RouteOptions['onRequest']>
 

@@ -86,6 +86,10 @@ export interface Config {
   readonly mailFrom: string
   /** The account page that mailed links open (the token travels in the URL fragment). */
   readonly publicUrl: string
+  /** WebAuthn relying party: the RP ID (a host name) passkeys are bound to. */
+  readonly webauthnRpId: string
+  /** Page origins allowed to run passkey ceremonies (on localhost, the request's own localhost origin too). */
+  readonly webauthnOrigins: readonly string[]
   /** Login and refresh answer 403 EMAIL_NOT_VERIFIED until the address is verified; an email change waits for the new address's confirmation. */
   readonly requireEmailVerification: boolean
   /** POST /auth/sign-in-link and its confirmation exist. */
@@ -273,6 +277,47 @@ function parsePublicUrl(read: Reader, port: number): string {
     )
   }
   return url.toString()
+}
+
+/**
+ * WEBAUTHN_RP_ID (default: PUBLIC_URL's host name) and WEBAUTHN_ORIGINS (comma
+ * separated; default: PUBLIC_URL's origin). Every origin must be on the RP ID
+ * or one of its subdomains, as browsers require; listed ones must be https but
+ * on localhost.
+ */
+function parseWebAuthn(read: Reader, publicUrl: string): { webauthnRpId: string; webauthnOrigins: string[] } {
+  const publicOrigin = new URL(publicUrl)
+  const rpId = (read.raw('WEBAUTHN_RP_ID') ?? publicOrigin.hostname).toLowerCase()
+  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(rpId) || rpId.length > 253) {
+    throw new ConfigError('WEBAUTHN_RP_ID', `"${rpId}" is not a host name like example.com (no scheme, no port)`)
+  }
+  const listed = read.raw('WEBAUTHN_ORIGINS')
+  const origins = listed === undefined ? [publicOrigin.origin] : listed.split(',').map((entry) => entry.trim())
+  return {
+    webauthnRpId: rpId,
+    webauthnOrigins: origins.map((origin) => {
+      let parsed: URL | undefined
+      try {
+        parsed = new URL(origin)
+      } catch {
+        parsed = undefined
+      }
+      const variable = listed === undefined ? 'PUBLIC_URL' : 'WEBAUTHN_ORIGINS'
+      if (!parsed || parsed.origin !== origin.replace(/\/$/, '')) {
+        throw new ConfigError(variable, `"${origin}" is not an origin like https://app.example.com`)
+      }
+      const host = parsed.hostname
+      if (host !== rpId && !host.endsWith(`.${rpId}`)) {
+        throw new ConfigError(variable, `${parsed.origin} is not on WEBAUTHN_RP_ID ${rpId} or a subdomain of it`)
+      }
+      // PUBLIC_URL may be plain http (a first try on a VM): the server starts, and browsers refuse passkeys there.
+      const local = host === 'localhost' || host.endsWith('.localhost')
+      if (listed !== undefined && parsed.protocol !== 'https:' && !local) {
+        throw new ConfigError(variable, `${parsed.origin}: passkeys need https (or localhost)`)
+      }
+      return parsed.origin
+    }),
+  }
 }
 
 function parseMailFrom(read: Reader, publicUrl: string): string {
@@ -632,6 +677,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     smtpUrl: parseSmtpUrl(read, cwd),
     mailFrom: parseMailFrom(read, publicUrl),
     publicUrl,
+    ...parseWebAuthn(read, publicUrl),
     requireEmailVerification: read.bool('REQUIRE_EMAIL_VERIFICATION', false),
     signInLinks: read.bool('SIGN_IN_LINKS', true),
     emailVerificationTokenTtl: read.duration('EMAIL_VERIFICATION_TOKEN_DURATION', '24h'),

@@ -18,6 +18,14 @@ export const ERROR_CODES = {
   REFRESH_TOKEN_INVALID: 'The refresh token is missing, unknown, or its session has ended.',
   REFRESH_TOKEN_EXPIRED: 'The refresh token has expired; log in again.',
   REFRESH_TOKEN_REUSED: 'An already rotated refresh token was presented again; the session has been revoked.',
+  MFA_TOKEN_INVALID:
+    'POST /auth/mfa/verify: the mfaToken is unknown, already used, older than 5 minutes, or took 5 wrong codes; log in again.',
+  MFA_CODE_INVALID:
+    'The TOTP code or recovery code is wrong, or was already used (a TOTP code works once); counts as a failed login.',
+  TOTP_ALREADY_ENABLED: 'TOTP is already on for this account; turn it off first to set up a new authenticator.',
+  TOTP_NOT_ENABLED: 'The account has no TOTP factor (or its set-up was not started or is already confirmed).',
+  PASSKEY_VERIFICATION_FAILED:
+    'The WebAuthn response did not verify: unknown, used or expired challenge, wrong origin or RP ID, bad signature, a cloned authenticator (counter went back), or a passkey that is not registered (for this account).',
   PASSWORD_CONFIRMATION_REQUIRED: 'This change needs a password-confirmation token of the current session.',
   ACCOUNT_DISABLED:
     'An operator disabled this account (latchkey users disable): it cannot sign in or refresh, and its sessions have ended.',

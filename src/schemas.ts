@@ -141,3 +141,55 @@ export async function trimEmailInput(request: { body: unknown }): Promise<void> 
   const body = request.body as { email?: unknown } | undefined
   if (body && typeof body === 'object' && typeof body.email === 'string') body.email = body.email.trim()
 }
+
+/** Base64url text (WebAuthn's binary fields as JSON carries them), bounded. */
+const Base64Url = (maxLength: number, description?: string) =>
+  Type.String({ minLength: 1, maxLength, pattern: '^[A-Za-z0-9_-]+$', ...(description ? { description } : {}) })
+
+const WebAuthnCredentialFields = {
+  /** Credential ids are at most 1023 bytes (WebAuthn Level 3). */
+  id: Base64Url(1364, 'The credential id'),
+  rawId: Base64Url(1364),
+  type: Type.Literal('public-key'),
+  authenticatorAttachment: Type.Optional(StringEnum(['platform', 'cross-platform'])),
+  clientExtensionResults: Type.Object({}, { additionalProperties: true, maxProperties: 16 }),
+}
+
+/** What `navigator.credentials.create()` answers, as JSON (`PublicKeyCredential.toJSON()` or @simplewebauthn/browser). */
+export const RegistrationResponseSchema = Type.Object(
+  {
+    ...WebAuthnCredentialFields,
+    response: Type.Object({
+      clientDataJSON: Base64Url(4096),
+      attestationObject: Base64Url(32768),
+      authenticatorData: Type.Optional(Base64Url(16384)),
+      transports: Type.Optional(Type.Array(Type.String({ maxLength: 32 }), { maxItems: 10 })),
+      publicKeyAlgorithm: Type.Optional(Type.Integer({ minimum: -65536, maximum: 65535 })),
+      publicKey: Type.Optional(Base64Url(4096)),
+    }),
+  },
+  { title: 'PasskeyRegistrationResponse', description: 'The authenticator\u2019s answer to the registration options' },
+)
+
+/** What `navigator.credentials.get()` answers, as JSON. */
+export const AuthenticationResponseSchema = Type.Object(
+  {
+    ...WebAuthnCredentialFields,
+    response: Type.Object({
+      clientDataJSON: Base64Url(4096),
+      authenticatorData: Base64Url(16384),
+      signature: Base64Url(1024),
+      userHandle: Type.Optional(Base64Url(128)),
+    }),
+  },
+  {
+    title: 'PasskeyAuthenticationResponse',
+    description: 'The authenticator\u2019s answer to the authentication options',
+  },
+)
+
+/** A TOTP code as typed: six digits (spaces are the client's to strip). */
+export const TotpCodeSchema = Type.String({
+  pattern: '^[0-9]{6}$',
+  description: 'Six digits from the authenticator app',
+})

@@ -28,13 +28,16 @@ t.test('sessions: list the active ones, mark the current one, revoke one', async
     'id',
     'ip',
     'lastUsedAt',
+    'signInMethod',
     'userAgent',
   ])
   const current = items.find((item) => item.current)
   t.equal(current?.userAgent, 'Phone/1.0')
   t.equal(current?.ip, '127.0.0.1')
+  t.equal(current?.signInMethod, 'signup', 'the session of a sign-up says so')
   const other = items.find((item) => !item.current)
   t.equal(other?.userAgent, 'Laptop/2.0')
+  t.equal(other?.signInMethod, 'password', 'a password login says so')
 
   const revoke = await app.inject({ method: 'DELETE', url: `/auth/sessions/${other?.id}`, headers: phone.bearer })
   t.equal(revoke.statusCode, 204)

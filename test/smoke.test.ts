@@ -52,8 +52,16 @@ const SUPPORTING_ROUTES: Array<{ method: string; url: RegExp; why: string }> = [
     why: 'the API reference of GET /docs: its assets and copies of the document',
   },
   { method: 'GET', url: /^\/(index\.html|account\.js|account\.css)$/, why: 'account page files of GET /' },
-  { method: 'POST', url: /^\/auth\/passkeys(\/.*)?$/, why: 'passkey routes (API.md section 7)' },
-  { method: 'GET', url: /^\/users\/me\/passkeys(\/.*)?$/, why: 'passkey routes (API.md section 7)' },
+  { method: 'GET', url: /^\/vendor\/(simplewebauthn-browser|uqr)\.js$/, why: 'libraries of the account page' },
+  ...['GET', 'POST', 'PATCH', 'DELETE'].flatMap((method) => [
+    { method, url: /^\/auth\/passkeys(\/.*)?$/, why: 'passkey routes (API.md section 7)' },
+    { method, url: /^\/users\/me\/passkeys(\/.*)?$/, why: 'passkey routes (API.md section 7)' },
+  ]),
+  {
+    method: 'POST',
+    url: /^\/users\/me\/mfa\/recovery-codes$/,
+    why: 'new recovery codes (the second-factor issue asks for it; section 7 is silent)',
+  },
 ]
 
 /** Every method and path the router holds, from `printRoutes({ commonPrefix: false })`. */

@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { requestEmailVerification, requireVerifiedEmail } from '../../src/auth/flows/email-verification.js'
 import { logOut } from '../../src/auth/flows/end-sessions.js'
 import { logIn } from '../../src/auth/flows/log-in.js'
+import { requireSecondFactor } from '../../src/auth/flows/second-factor.js'
 import { signUp } from '../../src/auth/flows/sign-up.js'
 import { clientOf } from '../../src/auth/security-events.js'
 import { AppError } from '../../src/errors.js'
@@ -33,7 +34,9 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const user = await logIn(flows, client, request.body)
     // Only after the right password: the answer says nothing to a guesser.
     requireVerifiedEmail(config, user.email_verified === true)
-    return tokens.startSession(request, reply, user)
+    return (
+      (await requireSecondFactor(emailFlows, user, 'password')) ?? tokens.startSession(request, reply, user, 'password')
+    )
   })
 
   fastify.post('/refresh', { schema: RefreshSchema }, async (request, reply) => {

@@ -22,7 +22,32 @@ const SignedInSchema = Type.Object(
   { title: 'SignedIn', description: 'Signed in: the user and an access token; the session cookies are set' },
 )
 
+export const MfaRequiredSchema = Type.Object(
+  {
+    mfaRequired: Type.Literal(true),
+    mfaToken: Type.String({
+      description:
+        'For POST /auth/mfa/verify: single use, for 5 minutes and at most 5 wrong codes; not an access token',
+    }),
+    factors: Type.Array(Type.Unsafe<'totp' | 'recovery_code'>({ type: 'string', enum: ['totp', 'recovery_code'] }), {
+      description:
+        'What POST /auth/mfa/verify accepts: `code` (totp) or `recoveryCode` (recovery_code, while any are left)',
+    }),
+  },
+  {
+    title: 'MfaRequired',
+    description: 'The first factor was right and the account has a second one: no session yet, no cookies set',
+  },
+)
+
+/** What a login answers: a session, or (with TOTP on) the request for a second factor. */
+export const LoginResultSchema = Type.Union([SignedInSchema, MfaRequiredSchema], {
+  description: 'Signed in, or `mfaRequired` when the account has TOTP on',
+})
+
 const setsCookies = 'Sets the `access_token` and `refresh_token` cookies (HttpOnly, signed).'
+
+export { SignedInSchema }
 
 export const SignupSchema = {
   tags: ['auth'],
@@ -38,9 +63,9 @@ export const SignupSchema = {
 export const LoginSchema = {
   tags: ['auth'],
   summary: 'Sign in with email and password',
-  description: `Wrong password and unknown email both answer 401 INVALID_CREDENTIALS, in the same time. After AUTH_RATE_LIMIT_MAX failures for one email within 15 minutes, every attempt answers 429 until the window passes. ${setsCookies}`,
+  description: `Wrong password and unknown email both answer 401 INVALID_CREDENTIALS, in the same time. After AUTH_RATE_LIMIT_MAX failures for one email within 15 minutes, every attempt answers 429 until the window passes. ${setsCookies} With TOTP on, the right password answers \`{ mfaRequired: true, mfaToken, factors }\` instead, sets no cookie, and POST /auth/mfa/verify finishes the login.`,
   body: Type.Object({ email: EmailSchema, password: GivenPassword }, { additionalProperties: false }),
-  response: { 200: SignedInSchema, ...errorResponses(400, 401, 403, 413, 415) },
+  response: { 200: LoginResultSchema, ...errorResponses(400, 401, 403, 413, 415) },
 }
 
 export const RefreshSchema = {

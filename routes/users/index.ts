@@ -5,6 +5,7 @@ import { Type } from '@sinclair/typebox'
 import { changePassword } from '../../src/auth/flows/change-password.js'
 import { deleteAccount } from '../../src/auth/flows/delete-account.js'
 import { updateProfile } from '../../src/auth/flows/email-change.js'
+import { factorsOf } from '../../src/auth/flows/second-factor.js'
 import { clientOf } from '../../src/auth/security-events.js'
 import { toPublicUser, withEmailVerified } from '../../src/auth/users.js'
 import { notFound } from '../../src/errors.js'
@@ -21,13 +22,37 @@ import {
 
 const UserEnvelope = Type.Object({ user: UserSchema }, { title: 'UserEnvelope' })
 
+const FactorsSchema = Type.Object(
+  {
+    totp: Type.Boolean({ description: 'TOTP is on: a password login asks for a code' }),
+    passkeys: Type.Integer({ description: 'Passkeys registered (GET /users/me/passkeys)' }),
+    recoveryCodes: Type.Integer({ description: 'Unused recovery codes left' }),
+  },
+  { title: 'Factors', description: 'The second factors and passkeys of the account' },
+)
+
 const userRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { db, flows, tokens, emailFlows } = fastify
 
   fastify.get(
     '/me',
-    { schema: { tags: ['users'], summary: 'The signed-in user', response: { 200: UserEnvelope } } },
-    async (request) => ({ user: toPublicUser(await withEmailVerified(db, request.auth.user)) }),
+    {
+      schema: {
+        tags: ['users'],
+        summary: 'The signed-in user',
+        description: 'The user, and which second factors and passkeys the account has.',
+        response: {
+          200: Type.Object({ user: UserSchema, factors: FactorsSchema }, { title: 'UserWithFactors' }),
+        },
+      },
+    },
+    async (request) => {
+      const [user, factors] = await Promise.all([
+        withEmailVerified(db, request.auth.user),
+        factorsOf(emailFlows, request.auth.userId),
+      ])
+      return { user: toPublicUser(user), factors }
+    },
   )
 
   fastify.patch(

@@ -9,6 +9,7 @@ import type { Kysely, Transaction } from 'kysely'
 import type { Database, SessionRow } from '../db/database.js'
 import { prepareReadFirst } from '../db/prepared.js'
 import { toIso } from '../time.js'
+import { deleteExpiredChallenges } from './challenges.js'
 import { expiredDeviceTokensQuery } from './device-tokens.js'
 import type { Keys } from './keys.js'
 import { expiredSecurityEventsQuery } from './security-events.js'
@@ -40,11 +41,22 @@ const hashToken = (keys: Keys, token: string) =>
 const successorOf = (keys: Keys, token: string) =>
   createHmac('sha256', keys.refreshTokenSuccessor).update(token).digest('base64url')
 
+/** How a session was started: what the user proved (API: the `signInMethod` of a session). */
+export const SIGN_IN_METHODS = [
+  'signup',
+  'password',
+  'password+totp',
+  'password+recovery_code',
+  'passkey',
+  'link',
+] as const
+export type SignInMethod = (typeof SIGN_IN_METHODS)[number]
+
 export async function createSession(
   db: Db,
   keys: Keys,
   policy: SessionPolicy,
-  input: { userId: string; userAgent: string | null; ip: string | null },
+  input: { userId: string; userAgent: string | null; ip: string | null; signInMethod: SignInMethod },
   at: number,
   /** More writes of the sign-in (its security event), in the same transaction. */
   alongside?: (trx: Transaction<Database>, session: SessionRow) => Promise<void>,
@@ -62,6 +74,7 @@ export async function createSession(
     revoked_at: null,
     user_agent: input.userAgent,
     ip: input.ip,
+    sign_in_method: input.signInMethod,
   }
   const endedBeyondCap = await db.transaction().execute(async (trx) => {
     await trx.insertInto('sessions').values(session).execute()
@@ -288,6 +301,7 @@ export interface SessionView {
   expiresAt: string
   userAgent: string | null
   ip: string | null
+  signInMethod: string | null
   current: boolean
 }
 
@@ -313,6 +327,7 @@ export async function listActiveSessions(
     expiresAt: toIso(row.expires_at),
     userAgent: row.user_agent,
     ip: row.ip,
+    signInMethod: row.sign_in_method,
     current: row.id === currentSessionId,
   }))
 }
@@ -413,7 +428,8 @@ export async function deleteEndedSessionsBatch(db: Db, at: number, batchSize: nu
       )) ||
       (await deleted(
         trx.deleteFrom('security_events').where('id', 'in', expiredSecurityEventsQuery(trx, at, batchSize)),
-      ))
+      )) ||
+      (await deleteExpiredChallenges(trx, at, batchSize))
     )
   })
 }

@@ -26,6 +26,8 @@ export interface SessionsTable {
   revoked_at: number | null
   user_agent: string | null
   ip: string | null
+  /** How the session was started (SIGN_IN_METHODS in src/auth/sessions.ts); null for sessions from before it was recorded. */
+  sign_in_method: string | null
 }
 
 export interface RefreshTokensTable {
@@ -121,6 +123,60 @@ export interface SecurityEventsTable {
   expires_at: number
 }
 
+/** A user's TOTP secret, sealed like secret messages (src/auth/totp.ts). */
+export interface TotpCredentialsTable {
+  user_id: string
+  key_id: string
+  nonce: Uint8Array
+  ciphertext: Uint8Array
+  created_at: number
+  /** Null while set-up waits for its first code: the account has no TOTP factor yet. */
+  confirmed_at: number | null
+  /** The newest time step a code was accepted for; codes of that step or older are refused. */
+  last_used_step: number | null
+}
+
+/** Recovery codes, as keyed hashes only (src/auth/recovery-codes.ts); using one deletes it. */
+export interface RecoveryCodesTable {
+  code_hash: string
+  user_id: string
+  created_at: number
+}
+
+/** WebAuthn credentials (src/auth/passkeys.ts). */
+export interface PasskeysTable {
+  id: string
+  user_id: string
+  /** The credential id, base64url. */
+  credential_id: string
+  /** COSE public key. */
+  public_key: Uint8Array
+  /** The authenticator's signature counter (0 for authenticators that keep none). */
+  counter: number
+  /** JSON array of the transports the authenticator reported, if any. */
+  transports: string | null
+  /** `singleDevice` or `multiDevice` (synced). */
+  device_type: string
+  backed_up: number
+  name: string
+  created_at: number
+  last_used_at: number | null
+}
+
+/** Short-lived single-use secrets any instance can finish: mfaTokens and WebAuthn challenges (src/auth/challenges.ts). */
+export interface AuthChallengesTable {
+  /** Keyed hash of the purpose and the secret; the secret itself is never stored. */
+  challenge_hash: string
+  purpose: string
+  user_id: string | null
+  session_id: string | null
+  /** Purpose-specific detail (JSON), never a secret. */
+  detail: string | null
+  attempts: Generated<number>
+  created_at: number
+  expires_at: number
+}
+
 export interface ListsTable {
   id: string
   user_id: string
@@ -164,6 +220,10 @@ export interface Database {
   one_time_tokens: OneTimeTokensTable
   mail_queue: MailQueueTable
   security_events: SecurityEventsTable
+  totp_credentials: TotpCredentialsTable
+  recovery_codes: RecoveryCodesTable
+  passkeys: PasskeysTable
+  auth_challenges: AuthChallengesTable
   lists: ListsTable
   tasks: TasksTable
   secrets: SecretsTable
@@ -182,3 +242,6 @@ export type SigningKeyRow = Selectable<SigningKeysTable>
 export type OneTimeTokenRow = Selectable<OneTimeTokensTable>
 export type MailQueueRow = Selectable<MailQueueTable>
 export type SecurityEventRow = Selectable<SecurityEventsTable>
+export type TotpCredentialRow = Selectable<TotpCredentialsTable>
+export type PasskeyRow = Selectable<PasskeysTable>
+export type AuthChallengeRow = Selectable<AuthChallengesTable>

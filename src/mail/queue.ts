@@ -19,7 +19,7 @@ export interface NewMailJob {
   purpose: string
   recipient: string
   userId?: string | null
-  payload?: Record<string, string | boolean>
+  payload?: Record<string, string | boolean | number>
 }
 
 export interface MailJob {

@@ -98,6 +98,13 @@ export function passwordChangedNotice(): RenderedMail {
   ])
 }
 
+export function recoveryCodeUsedNotice(remaining: number): RenderedMail {
+  return compose('A recovery code was used', [
+    `Someone signed in to your account with one of its recovery codes; ${remaining} ${remaining === 1 ? 'code is' : 'codes are'} left.`,
+    'If this was not you, change your password and make new recovery codes at once.',
+  ])
+}
+
 export function signInLinkMail(link: string, ttlSeconds: number): RenderedMail {
   return compose(
     'Your sign-in link',

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { revokeOwnSession } from '../../../src/auth/flows/end-sessions.js'
 import { clientOf } from '../../../src/auth/security-events.js'
-import { listActiveSessions } from '../../../src/auth/sessions.js'
+import { listActiveSessions, SIGN_IN_METHODS } from '../../../src/auth/sessions.js'
 import { notFound } from '../../../src/errors.js'
 import { errorResponses, IdParams, IsoDateTime, Nullable } from '../../../src/schemas.js'
 
@@ -15,6 +15,13 @@ const SessionSchema = Type.Object(
     expiresAt: IsoDateTime,
     userAgent: Nullable(Type.String()),
     ip: Nullable(Type.String()),
+    signInMethod: Nullable(
+      Type.String({
+        enum: [...SIGN_IN_METHODS],
+        description:
+          'How the session was started: sign-up, password, password and a TOTP or recovery code, passkey, or a mailed sign-in link; null for sessions started before latchkey recorded it',
+      }),
+    ),
     current: Type.Boolean({ description: 'Whether this is the session of the request' }),
   },
   { title: 'Session' },

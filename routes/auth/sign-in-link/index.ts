@@ -3,6 +3,7 @@
 // same session, tokens, cookies and response.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import { requireSecondFactor } from '../../../src/auth/flows/second-factor.js'
 import { requestSignInLink, signInWithLink } from '../../../src/auth/flows/sign-in-link.js'
 import { EmailSchema, errorResponses, trimEmailInput } from '../../../src/schemas.js'
 import { Accepted, accepted, MailTokenBody } from '../email-verification/schema.js'
@@ -38,7 +39,7 @@ const signInLinkRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         tags: ['auth'],
         summary: 'Sign in with the token of a sign-in link',
         description:
-          'Signs in like POST /auth/login (the same body; sets the access_token and refresh_token cookies) and verifies the address. The token works once, within SIGN_IN_LINK_TOKEN_DURATION: else 400 TOKEN_INVALID or TOKEN_EXPIRED.',
+          'Signs in like POST /auth/login (the same body; sets the access_token and refresh_token cookies; with TOTP on, answers `mfaRequired` instead) and verifies the address. The token works once, within SIGN_IN_LINK_TOKEN_DURATION: else 400 TOKEN_INVALID or TOKEN_EXPIRED.',
         body: MailTokenBody,
         response: { 200: LoginSchema.response[200], ...errorResponses(400, 403, 413, 415) },
       },
@@ -46,7 +47,7 @@ const signInLinkRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     async (request, reply) => {
       const user = await signInWithLink(emailFlows, request.body.token)
       request.log.info({ userId: user.id }, 'signed in by mailed link')
-      return tokens.startSession(request, reply, user)
+      return (await requireSecondFactor(emailFlows, user, 'link')) ?? tokens.startSession(request, reply, user, 'link')
     },
   )
 }

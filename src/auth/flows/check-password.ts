@@ -1,7 +1,8 @@
 // The one rule for every password check that counts as a login attempt (login,
 // password confirmation, password change): take an attempt from the throttle
 // before hashing (so parallel guesses cannot slip past the limit), verify in the
-// same time whether or not the account exists, and forget the failures on success.
+// same time whether or not the account exists, and forget the failures on success
+// (for a login with a second factor due, once that factor is given).
 // A refused attempt on an existing account is a security event of that account
 // (an unknown email has none to attach it to).
 
@@ -27,6 +28,14 @@ export async function checkPassword(
   email: string,
   user: UserRow | undefined,
   password: string,
+  options: {
+    /**
+     * Whether a second factor is still due after this password (a login with
+     * TOTP on): then the failures are not forgotten yet, so that guessing codes
+     * between right passwords still meets the limit.
+     */
+    secondFactorDue?: (user: UserRow) => Promise<boolean>
+  } = {},
 ): Promise<UserRow> {
   const attempt: LoginAttempt = { email, ip: client.ip, trustedDevice: client.trustedDevice ?? false }
   const refused = async (type: 'login_failed' | 'login_throttled') => {
@@ -48,6 +57,6 @@ export async function checkPassword(
     await refused('login_failed')
     throw invalidCredentials()
   }
-  await context.loginThrottle.succeeded(attempt)
+  if (!(await options.secondFactorDue?.(user))) await context.loginThrottle.succeeded(attempt)
   return user
 }

@@ -33,6 +33,7 @@ export const MAIL = {
   emailChangeNotice: 'email-change-notice',
   passwordReset: 'password-reset',
   passwordChanged: 'password-changed',
+  recoveryCodeUsed: 'recovery-code-used',
   signInLink: 'sign-in-link',
 } as const
 

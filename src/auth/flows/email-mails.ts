@@ -12,6 +12,7 @@ import {
   passwordChangedNotice,
   passwordResetMail,
   type RenderedMail,
+  recoveryCodeUsedNotice,
   signInLinkMail,
   verificationMail,
 } from '../../mail/templates.js'
@@ -77,6 +78,10 @@ export async function writeMail(context: EmailFlowContext, job: MailJob, at: num
     }
     case MAIL.passwordChanged:
       return message(job.recipient, passwordChangedNotice())
+    case MAIL.recoveryCodeUsed: {
+      const remaining = job.payload.remaining
+      return typeof remaining === 'number' ? message(job.recipient, recoveryCodeUsedNotice(remaining)) : null
+    }
     case MAIL.signInLink: {
       const user = await findUserByEmail(db, job.recipient)
       if (!user) return null

@@ -5,6 +5,7 @@
 import { AppError, accountDisabled } from '../../errors.js'
 import { findDeviceTokenUser } from '../device-tokens.js'
 import type { LoginOutcome } from '../security-events.js'
+import { hasTotp } from '../totp.js'
 import { findUserByEmail, normalizeEmail, setPasswordHash, type UserRecord } from '../users.js'
 import { checkPassword } from './check-password.js'
 import type { FlowContext } from './context.js'
@@ -39,6 +40,7 @@ export async function logIn(
       email,
       found,
       input.password,
+      { secondFactorDue: (account) => hasTotp(context.db, account.id) },
     )
   } catch (error) {
     const outcome = failedLoginOutcome(error, found !== undefined)
