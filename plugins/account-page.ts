@@ -1,5 +1,6 @@
 // The built-in account page at `/`: one HTML file, one script module and one
-// stylesheet from `public/`, served as they are (no build step); off with
+// stylesheet from `public/`, and two libraries from their packages, served as
+// they are (no build step); off with
 // PUBLIC_ACCOUNT_PAGE=false, when `/` falls through to the 404 handler.
 //
 // The HTML carries the few settings the script must know before it asks the API
@@ -20,6 +21,18 @@ const PAGE_PATHS = new Set(['/', '/index.html', '/account.js', '/account.css'])
 
 /** `public/` sits beside `plugins/` in the repository (and for the bundles, scripts/bundle/esbuild.ts). */
 const PUBLIC_DIR = path.resolve(import.meta.dirname, '..', 'public')
+
+/**
+ * Libraries the page loads, served from their packages as they are published:
+ * @simplewebauthn/browser (the passkey ceremonies; its UMD bundle sets
+ * `window.SimpleWebAuthnBrowser`) and uqr (draws the authenticator QR code as
+ * SVG, in the page: the key never leaves it). Repository-relative, so the
+ * single binary carries them (scripts/build-binary.ts).
+ */
+export const VENDOR_FILES: Readonly<Record<string, string>> = {
+  '/vendor/simplewebauthn-browser.js': 'node_modules/@simplewebauthn/browser/dist/bundle/index.umd.min.js',
+  '/vendor/uqr.js': 'node_modules/uqr/dist/index.mjs',
+}
 
 /** The placeholder in public/index.html that the settings replace. */
 const SETTINGS_PLACEHOLDER = '<meta name="latchkey-settings" content="{}">'
@@ -59,6 +72,21 @@ async function accountPage(fastify: FastifyInstance): Promise<void> {
       reply.header('cache-control', 'no-cache').header('etag', etag)
       if (request.headers['if-none-match'] === etag) return reply.code(304).send()
       return reply.type('text/html; charset=utf-8').send(html)
+    })
+  }
+
+  for (const [url, relative] of Object.entries(VENDOR_FILES)) {
+    const file = path.resolve(PUBLIC_DIR, '..', ...relative.split('/'))
+    if (!existsSync(file)) {
+      fastify.log.warn(`account page: ${relative} not found; ${url} is not served`)
+      continue
+    }
+    const body = readFileSync(file)
+    const tag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`
+    fastify.get(url, { schema: { hide: true } }, async (request, reply) => {
+      reply.header('cache-control', 'public, max-age=300, must-revalidate').header('etag', tag)
+      if (request.headers['if-none-match'] === tag) return reply.code(304).send()
+      return reply.type('text/javascript; charset=utf-8').send(body)
     })
   }
 

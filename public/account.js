@@ -1,6 +1,8 @@
-// latchkey account page: sign up, log in (with a password or a mailed link),
-// reset a forgotten password, confirm an address, tasks and lists, secret
-// messages, sessions, name, email and password, account deletion.
+// latchkey account page: sign up, log in (with a password, a mailed link or a
+// passkey, and a code from an authenticator app when it is on), reset a
+// forgotten password, confirm an address, tasks and lists, secret messages,
+// sessions, the authenticator app and passkeys, name, email and password,
+// account deletion.
 //
 // It talks to the API with the HttpOnly auth cookies only, so no token is ever
 // readable by this script (none is kept in web storage or a script-readable
@@ -266,6 +268,16 @@ function explain(error, context) {
     case 'TOKEN_INVALID':
     case 'TOKEN_EXPIRED':
       return 'This link has expired or was already used.'
+    case 'MFA_CODE_INVALID':
+      return 'That code is not right, or was already used. Wait for the next code and try again.'
+    case 'MFA_TOKEN_INVALID':
+      return 'This sign-in took too long or had too many wrong codes. Log in again.'
+    case 'PASSKEY_VERIFICATION_FAILED':
+      return 'The passkey could not be used here. Try again, or use another way in.'
+    case 'TOTP_ALREADY_ENABLED':
+      return 'An authenticator app is already set up. Turn it off first to set up another.'
+    case 'TOTP_NOT_ENABLED':
+      return 'No authenticator app is set up. Reload the page to see the current state.'
     default:
       return error.status >= 500
         ? 'Something went wrong on the server. Try again in a moment.'
@@ -411,6 +423,8 @@ const state = {
   pendingEmail: null,
   /** The token of the password-reset link being followed. */
   resetToken: null,
+  /** The mfaToken of a login waiting for its second factor. */
+  mfaToken: null,
   lists: [],
 }
 
@@ -448,9 +462,23 @@ function showSignedOut(notice, { isError = false, keepHint = false } = {}) {
   const wasVisible = !byId('signed-out').hidden
   showView('signed-out')
   if (notice !== undefined) setNotice(notice, { isError })
-  for (const id of ['task-list', 'session-list', 'list-list', 'secret-list']) byId(id).replaceChildren()
+  for (const id of ['task-list', 'session-list', 'list-list', 'secret-list', 'passkey-list', 'recovery-codes']) {
+    byId(id).replaceChildren()
+  }
+  byId('totp-setup').hidden = true
+  byId('recovery-panel').hidden = true
   // Nothing typed for this account stays for the next one.
-  for (const id of ['task-form', 'list-form', 'secret-form', 'profile-form', 'password-form']) byId(id).reset()
+  for (const id of [
+    'task-form',
+    'list-form',
+    'secret-form',
+    'profile-form',
+    'password-form',
+    'security-form',
+    'totp-setup',
+  ]) {
+    byId(id).reset()
+  }
   if (wasVisible) return
   // Nothing from an earlier visit to these forms lingers.
   for (const id of ['login-form', 'signup-form', 'forgot-form', 'link-form']) byId(id).reset()
@@ -493,6 +521,7 @@ function showSignedIn(user) {
     'secrets-error',
     'sessions-error',
     'activity-error',
+    'security-error',
     'verify-error',
   ]
   for (const id of [...regions, 'verify-status', 'profile-error', 'profile-done', 'password-error', 'password-done']) {
@@ -509,6 +538,7 @@ async function loadSignedInData() {
     attempt(byId('secrets-error'), 'data', () => loadSecrets()),
     attempt(byId('sessions-error'), 'data', () => loadSessions()),
     attempt(byId('activity-error'), 'data', () => loadActivity()),
+    attempt(byId('security-error'), 'data', () => loadSecurity()),
   ])
 }
 
@@ -879,6 +909,18 @@ async function logOutHere() {
   showSignedOut('You are logged out.')
 }
 
+/** How a session signed in (`signInMethod` of GET /auth/sessions). */
+const SIGN_IN_METHOD_WORDS = {
+  signup: 'signed up',
+  password: 'password',
+  'password+totp': 'password and app code',
+  'password+recovery_code': 'password and recovery code',
+  passkey: 'passkey',
+  link: 'emailed link',
+  'link+totp': 'emailed link and app code',
+  'link+recovery_code': 'emailed link and recovery code',
+}
+
 function sessionItem(session) {
   const device = describeDevice(session.userAgent)
   const heading = el('p', { class: 'session-device' }, device)
@@ -886,7 +928,7 @@ function sessionItem(session) {
   const meta = el(
     'p',
     { class: 'session-meta' },
-    `IP ${session.ip ?? 'unknown'} · last used `,
+    `IP ${session.ip ?? 'unknown'} · ${SIGN_IN_METHOD_WORDS[session.signInMethod] ?? 'signed in'} · last used `,
     timeElement(session.lastUsedAt),
   )
   // Ending this device's session is logging out: the button says so.
@@ -921,6 +963,148 @@ async function loadSessions() {
   byId('logout-others').hidden = items.length < 2
 }
 
+// ---------------------------------------------------------------- sign-in security
+
+/** Proves it is the owner before a security change: the password typed, or a code from the app. */
+async function confirmForSecurity() {
+  const typed = byId('security-password').value
+  if (!typed) throw new InputError('Type your current password first (or a code from your authenticator app).')
+  // Passwords have at least 8 characters: six digits can only be a code.
+  const body = /^\d{6}$/.test(typed) ? { code: typed } : { password: typed }
+  try {
+    await api('POST', '/auth/password-confirmation', body)
+  } catch (error) {
+    if (error instanceof ApiError && ['INVALID_CREDENTIALS', 'MFA_CODE_INVALID'].includes(error.code)) {
+      throw new InputError(body.code ? 'That code is not right.' : 'That password is not right.')
+    }
+    throw error
+  }
+  byId('security-password').value = ''
+}
+
+function showRecoveryCodes(codes) {
+  byId('recovery-codes').replaceChildren(...codes.map((code) => el('li', {}, code)))
+  byId('recovery-panel').hidden = false
+  byId('recovery-heading').focus()
+}
+
+function passkeyItem(passkey) {
+  const name = el('p', { class: 'session-device' }, passkey.name)
+  const meta = el('p', { class: 'session-meta' }, 'Added ', timeElement(passkey.createdAt))
+  if (passkey.lastUsedAt) meta.append(' · last used ', timeElement(passkey.lastUsedAt))
+  const rename = button('Rename', ` passkey ${passkey.name}`)
+  const remove = button('Delete', ` passkey ${passkey.name}`)
+  const item = el('li', { class: 'session' }, el('div', { class: 'session-info' }, name, meta), rename, remove)
+  rename.addEventListener('click', () => {
+    const input = el('input', { type: 'text', maxlength: '100', 'aria-label': `New name for ${passkey.name}` })
+    input.value = passkey.name
+    const save = el('button', { type: 'submit', class: 'small' }, 'Save')
+    const form = el('form', { class: 'inline-edit' }, input, save)
+    onSubmit(form, byId('security-error'), 'data', async () => {
+      const newName = input.value.trim()
+      if (!newName) throw new InputError('A passkey needs a name.')
+      await api('PATCH', `/users/me/passkeys/${encodeURIComponent(passkey.id)}`, { name: newName })
+      await loadSecurity()
+      announce(`Renamed the passkey to ${newName}`)
+    })
+    item.replaceChildren(form)
+    input.focus()
+  })
+  remove.addEventListener('click', () =>
+    attempt(byId('security-error'), 'data', async () => {
+      await confirmForSecurity()
+      await api('DELETE', `/users/me/passkeys/${encodeURIComponent(passkey.id)}`)
+      await loadSecurity()
+      byId('passkeys-heading').focus()
+      announce(`Deleted the passkey ${passkey.name}`)
+    }),
+  )
+  return item
+}
+
+/** The authenticator app's state and the passkeys. */
+async function loadSecurity() {
+  const [{ factors }, { items }] = await Promise.all([api('GET', '/users/me'), api('GET', '/users/me/passkeys')])
+  byId('totp-status').textContent = factors.totp
+    ? `On: a code is asked after your password. ${plural(factors.recoveryCodes, 'recovery code')} left.`
+    : 'Off.'
+  byId('totp-start').hidden = factors.totp
+  byId('totp-off').hidden = !factors.totp
+  byId('totp-recovery').hidden = !factors.totp
+  byId('passkey-list').replaceChildren(...items.map(passkeyItem))
+  byId('passkey-add').hidden = webAuthn() === null
+}
+
+function wireSecurity() {
+  const errorRegion = byId('security-error')
+  const done = (text) => {
+    byId('security-done').textContent = text
+  }
+  byId('totp-start').addEventListener('click', () =>
+    attempt(errorRegion, 'data', async () => {
+      done('')
+      await confirmForSecurity()
+      const { secret, otpauthUri } = await api('POST', '/users/me/mfa/totp')
+      const { renderSVG } = await import('/vendor/uqr.js')
+      byId('totp-qr').src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(renderSVG(otpauthUri))}`
+      byId('totp-secret').textContent = secret
+      byId('totp-setup').hidden = false
+      byId('totp-setup-heading').focus()
+    }),
+  )
+  const setupForm = byId('totp-setup')
+  onSubmit(setupForm, errorRegion, 'data', async () => {
+    const { code } = formValues(setupForm)
+    const { recoveryCodes } = await api('POST', '/users/me/mfa/totp/confirm', { code: code.trim() })
+    setupForm.reset()
+    setupForm.hidden = true
+    await loadSecurity()
+    showRecoveryCodes(recoveryCodes)
+    done('Your authenticator app is on.')
+  })
+  byId('recovery-done').addEventListener('click', () => {
+    byId('recovery-codes').replaceChildren()
+    byId('recovery-panel').hidden = true
+    byId('totp-heading').focus()
+  })
+  byId('totp-recovery').addEventListener('click', () =>
+    attempt(errorRegion, 'data', async () => {
+      done('')
+      await confirmForSecurity()
+      const { recoveryCodes } = await api('POST', '/users/me/mfa/recovery-codes')
+      await loadSecurity()
+      showRecoveryCodes(recoveryCodes)
+    }),
+  )
+  byId('totp-off').addEventListener('click', () =>
+    attempt(errorRegion, 'data', async () => {
+      done('')
+      await confirmForSecurity()
+      await api('DELETE', '/users/me/mfa/totp')
+      await loadSecurity()
+      done('Your authenticator app is off: your password alone signs you in.')
+    }),
+  )
+  byId('passkey-add').addEventListener('click', () =>
+    attempt(errorRegion, 'data', async () => {
+      done('')
+      const library = webAuthn()
+      if (!library) throw new InputError('This browser cannot use passkeys.')
+      await confirmForSecurity()
+      const optionsJSON = await api('POST', '/users/me/passkeys/registration-options')
+      let response
+      try {
+        response = await library.startRegistration({ optionsJSON })
+      } catch (error) {
+        throw new InputError(passkeyProblem(error))
+      }
+      const { passkey } = await api('POST', '/users/me/passkeys', { response })
+      await loadSecurity()
+      done(`Added the passkey "${passkey.name}". You can now sign in with it, with no password.`)
+    }),
+  )
+}
+
 // ---------------------------------------------------------------- recent activity
 
 /** Words for the event types of GET /users/me/security-events (src/auth/security-events.ts). */
@@ -935,6 +1119,11 @@ const ACTIVITY_WORDS = {
   password_changed: 'Password changed',
   password_reset: 'Password reset by email',
   email_changed: 'Email address changed',
+  totp_enabled: 'Authenticator app turned on',
+  totp_disabled: 'Authenticator app turned off',
+  recovery_code_used: 'Signed in with a recovery code',
+  passkey_added: 'Passkey added',
+  passkey_removed: 'Passkey deleted',
   account_disabled: 'Account disabled by an administrator',
   account_enabled: 'Account enabled by an administrator',
 }
@@ -984,7 +1173,7 @@ async function followLink() {
     case 'sign-in': {
       const result = await send('POST', '/auth/sign-in-link/confirm', { token: link.token })
       if (result.ok) {
-        await enter(signedInUser(result), 'You are signed in.')
+        await afterSignIn(result, 'You are signed in.')
         return true
       }
       setNotice(explainLink(toApiError(result), link.action), { isError: true })
@@ -1028,9 +1217,44 @@ function showReset(token) {
  * The user of a successful sign-in. An account with a second factor answers
  * `mfaRequired` instead (API.md section 7), which this page cannot complete.
  */
-function signedInUser(result) {
-  if (result.data?.user) return result.data.user
-  throw new InputError('This account asks for a second factor, which this page cannot ask for. Use an app that can.')
+/** After a right first factor: signed in, or (with an authenticator app on) the code form. */
+async function afterSignIn(result, notice = '') {
+  if (result.data?.mfaRequired) {
+    askSecondFactor(result.data.mfaToken)
+    return
+  }
+  await enter(result.data.user, notice)
+}
+
+/** The second step of a login: the code form, in place of the log-in form. */
+function askSecondFactor(mfaToken) {
+  state.mfaToken = mfaToken
+  closeDialogs()
+  showView('signed-out')
+  byId('login-form').hidden = true
+  byId('mfa-form').hidden = false
+  byId('mfa-error').textContent = ''
+  byId('mfa-heading').focus()
+}
+
+function endSecondFactor() {
+  state.mfaToken = null
+  byId('mfa-form').reset()
+  byId('mfa-form').hidden = true
+  byId('login-form').hidden = false
+}
+
+/** @simplewebauthn/browser (public/index.html loads it), if this browser can use passkeys. */
+function webAuthn() {
+  const library = window.SimpleWebAuthnBrowser
+  return library?.browserSupportsWebAuthn() ? library : null
+}
+
+/** What went wrong in the browser's own passkey dialog, in plain words. */
+function passkeyProblem(error) {
+  if (error?.name === 'NotAllowedError') return 'The passkey request was cancelled or timed out.'
+  if (error?.name === 'InvalidStateError') return 'This passkey is already registered to your account.'
+  return 'This browser could not use a passkey here.'
 }
 
 function formValues(form) {
@@ -1076,8 +1300,50 @@ function wireSignedOut() {
     const result = await send('POST', '/auth/login', { email: email.trim(), password })
     if (!result.ok) throw toApiError(result)
     loginForm.reset()
-    await enter(signedInUser(result))
+    await afterSignIn(result)
   })
+
+  const mfaForm = byId('mfa-form')
+  onSubmit(mfaForm, byId('mfa-error'), 'mfa', async () => {
+    const typed = formValues(mfaForm).code.replace(/\s/g, '')
+    const body = /^\d{6}$/.test(typed) ? { code: typed } : { recoveryCode: typed }
+    const result = await send('POST', '/auth/mfa/verify', { mfaToken: state.mfaToken, ...body })
+    if (!result.ok) {
+      const error = toApiError(result)
+      if (error.code === 'MFA_TOKEN_INVALID') {
+        endSecondFactor()
+        byId('login-error').textContent = explain(error, 'mfa')
+        byId('login-email').focus()
+        return
+      }
+      throw error
+    }
+    endSecondFactor()
+    await enter(result.data.user)
+  })
+  byId('mfa-cancel').addEventListener('click', () => {
+    endSecondFactor()
+    byId('login-email').focus()
+  })
+
+  const passkeyLogin = byId('passkey-login')
+  passkeyLogin.addEventListener('click', () =>
+    attempt(byId('passkey-login-error'), 'passkey', async () => {
+      const library = webAuthn()
+      if (!library) throw new InputError('This browser cannot use passkeys.')
+      const options = await send('POST', '/auth/passkeys/authentication-options')
+      if (!options.ok) throw toApiError(options)
+      let response
+      try {
+        response = await library.startAuthentication({ optionsJSON: options.data })
+      } catch (error) {
+        throw new InputError(passkeyProblem(error))
+      }
+      const result = await send('POST', '/auth/passkeys/login', { response })
+      if (!result.ok) throw toApiError(result)
+      await enter(result.data.user)
+    }),
+  )
 
   const signupForm = byId('signup-form')
   onSubmit(signupForm, byId('signup-error'), 'signup', async () => {
@@ -1087,7 +1353,7 @@ function wireSignedOut() {
     const result = await send('POST', '/auth/signup', body)
     if (!result.ok) throw toApiError(result)
     signupForm.reset()
-    await enter(signedInUser(result))
+    await enter(result.data.user)
   })
 
   wireMailRequest({
@@ -1135,7 +1401,7 @@ function wireSignedOut() {
     // Every session has just ended; sign in here with the new password.
     const login = await send('POST', '/auth/login', { email: email.trim(), password: newPassword })
     if (login.ok) {
-      await enter(signedInUser(login), 'Your new password is set, and every other session is logged out.')
+      await afterSignIn(login, 'Your new password is set, and every other session is logged out.')
       return
     }
     showSignedOut(`Your new password is set. Log in with it. (${explain(toApiError(login), 'login')})`)
@@ -1303,13 +1569,14 @@ async function loadAccount() {
   }
   auth.maybeSignedIn = true
   // All at once: if the access token has expired they share one refresh.
-  const [me, lists, tasks, secrets, sessions, activity] = await Promise.allSettled([
+  const [me, lists, tasks, secrets, sessions, activity, security] = await Promise.allSettled([
     api('GET', '/users/me'),
     loadLists(),
     loadTasks(),
     loadSecrets(),
     loadSessions(),
     loadActivity(),
+    loadSecurity(),
   ])
   if (me.status === 'rejected') {
     if (!(me.reason instanceof SignedOutError)) {
@@ -1326,6 +1593,7 @@ async function loadAccount() {
     [secrets, 'secrets-error'],
     [sessions, 'sessions-error'],
     [activity, 'activity-error'],
+    [security, 'security-error'],
   ]
   for (const [outcome, region] of failures) {
     if (outcome.status === 'rejected') byId(region).textContent = explain(outcome.reason, 'data')
@@ -1339,6 +1607,7 @@ async function start() {
   }
   wireSignedOut()
   wireSignedIn()
+  wireSecurity()
   // A link opened while the page is already open changes only the fragment.
   window.addEventListener('hashchange', () => {
     followLink()

@@ -30,6 +30,7 @@ import { createRequire } from 'node:module'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import * as esbuild from 'esbuild'
+import { VENDOR_FILES } from '../plugins/account-page.js'
 import { ROUTES_AUTOLOAD } from '../src/app.js'
 import { CLEANUP_WORKER_ASSET } from './binary/cleanup-worker-script.js'
 import type { EmbeddedFile, EmbeddedFiles } from './binary/embedded.js'
@@ -92,6 +93,8 @@ function embeddedFiles(version: string, addonFiles: string[]): { list: EmbeddedF
   const sources = new Map<string, string>()
   const add = (file: string) => sources.set(repositoryPath(file), file)
   for (const file of addonFiles) add(file)
+  // The account page's libraries (plugins/account-page.ts).
+  for (const relative of Object.values(VENDOR_FILES)) add(path.join(ROOT, ...relative.split('/')))
   for (const dir of embeddedFolders()) {
     try {
       if (!statSync(dir).isDirectory()) continue

@@ -178,7 +178,8 @@ export const AuthenticationResponseSchema = Type.Object(
     response: Type.Object({
       clientDataJSON: Base64Url(4096),
       authenticatorData: Base64Url(16384),
-      signature: Base64Url(1024),
+      // ML-DSA-87 (post-quantum, which Chromium's authenticators may pick) signs in 4,627 bytes.
+      signature: Base64Url(8192),
       userHandle: Type.Optional(Base64Url(128)),
     }),
   },

@@ -2,7 +2,6 @@
 // app. Codes are computed here by RFC 6238 itself (node:crypto's HMAC, checked
 // against the RFC's own test vectors), not by the library latchkey uses; time
 // moves by the app's TestClock.
-import { createHmac } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { type Inbox, mailEnv, startInbox } from './email-helper.js'
@@ -16,30 +15,7 @@ import {
   sleep,
   type TestClock,
 } from './helper.js'
-
-const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
-
-function base32Decode(text: string): Buffer {
-  let bits = ''
-  for (const char of text.replace(/=+$/, '').toUpperCase()) {
-    const value = BASE32.indexOf(char)
-    if (value < 0) throw new Error(`not base32: ${char}`)
-    bits += value.toString(2).padStart(5, '0')
-  }
-  const bytes: number[] = []
-  for (let i = 0; i + 8 <= bits.length; i += 8) bytes.push(Number.parseInt(bits.slice(i, i + 8), 2))
-  return Buffer.from(bytes)
-}
-
-/** RFC 6238 with HMAC-SHA-1, 30-second steps, `digits` digits. */
-function totp(key: Buffer, atMs: number, digits = 6): string {
-  const counter = Buffer.alloc(8)
-  counter.writeBigUInt64BE(BigInt(Math.floor(atMs / 1000 / 30)))
-  const mac = createHmac('sha1', key).update(counter).digest()
-  const offset = (mac[mac.length - 1] as number) & 0x0f
-  const binary = mac.readUInt32BE(offset) & 0x7fffffff
-  return String(binary % 10 ** digits).padStart(digits, '0')
-}
+import { base32Decode, totp } from './totp.js'
 
 const STEP = 30_000
 
@@ -337,4 +313,31 @@ t.test('an mfaToken is bound to its user: no other account signs in with it', as
   t.equal(withBobsRecovery.json().code, 'MFA_CODE_INVALID', "another account's recovery code is wrong here")
   const right = await verify(app, { mfaToken: pending.mfaToken, code: totp(aliceTotp.key, clock.now()) })
   t.equal(right.json().user.id, alice.userId, 'the session is of the user who typed the password')
+})
+
+t.test('a sign-in link of an account with TOTP asks for the code too', async (t) => {
+  const inbox: Inbox = await startInbox(t)
+  const { app, clock } = await buildTestApp(t, mailEnv(inbox))
+  const account = await signup(app)
+  const { key } = await enableTotp(t, app, clock, account)
+  const asked = await app.inject({ method: 'POST', url: '/auth/sign-in-link', payload: { email: account.email } })
+  t.equal(asked.statusCode, 202)
+  let token: string | undefined
+  for (let i = 0; i < 100 && !token; i++) {
+    token = inbox.to(account.email).find((mail) => mail.link?.action === 'sign-in')?.link?.token
+    if (!token) await sleep(50)
+  }
+  t.ok(token, 'the link arrived')
+  const followed = await app.inject({ method: 'POST', url: '/auth/sign-in-link/confirm', payload: { token } })
+  t.equal(followed.statusCode, 200)
+  t.equal(followed.json().mfaRequired, true, 'the link alone does not sign in')
+  t.same(followed.cookies, [], 'no cookie before the code')
+  const signedIn = await verify(app, { mfaToken: followed.json().mfaToken, code: totp(key, clock.now()) })
+  t.equal(signedIn.statusCode, 200, signedIn.body)
+  const sessions = await app.inject({
+    url: '/auth/sessions',
+    headers: { authorization: `Bearer ${signedIn.json().accessToken}` },
+  })
+  const current = sessions.json().items.find((item: { current: boolean }) => item.current)
+  t.equal(current.signInMethod, 'link+totp')
 })

@@ -24,7 +24,12 @@ import {
 const OTHER_HOST = 'latchkey.test'
 
 /** The page's own three files: all a visit needs before anyone signs in. */
-const pageFiles = (origin: string) => [`GET ${origin}/`, `GET ${origin}/account.css`, `GET ${origin}/account.js`]
+const pageFiles = (origin: string) => [
+  `GET ${origin}/`,
+  `GET ${origin}/account.css`,
+  `GET ${origin}/account.js`,
+  `GET ${origin}/vendor/simplewebauthn-browser.js`,
+]
 
 if (!existsSync(CHROMIUM)) {
   t.skip(`account page in Chromium: ${CHROMIUM} is not installed (apt-get install chromium)`, () => {})

@@ -529,7 +529,11 @@ if (!existsSync(CHROMIUM)) {
       await phoneSession.waitFor()
       const thisSession = sessionList(page).getByRole('listitem').filter({ hasText: 'This device' })
       t.match(await thisSession.textContent(), /Chrome on Linux/)
-      t.match(await phoneSession.textContent(), /IP 127\.0\.0\.1 · last used just now/)
+      t.match(
+        await phoneSession.textContent(),
+        /IP 127\.0\.0\.1 · password · last used just now/,
+        'where, how it signed in, when',
+      )
       t.equal(await sessionList(page).getByRole('listitem').count(), 2)
       await screenshot(page, '08-sessions-two-devices')
       await phoneSession.getByRole('button', { name: /^Revoke/ }).click()
