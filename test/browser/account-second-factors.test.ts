@@ -163,6 +163,19 @@ if (!existsSync(CHROMIUM)) {
       .execute()
     t.equal(passkeySessions.length, 1, 'signed in by passkey, and the session says so')
 
+    // Step-up by the passkey instead of the password (as a page without the password would do it).
+    const stepUp = await page.evaluate(`(async () => {
+      const options = await (await fetch('/auth/passkeys/authentication-options', { method: 'POST' })).json()
+      const response = await window.SimpleWebAuthnBrowser.startAuthentication({ optionsJSON: options })
+      const confirmed = await fetch('/auth/password-confirmation', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ passkey: response }),
+      })
+      return confirmed.status
+    })()`)
+    t.equal(stepUp, 200, 'a passkey confirms like the password')
+
     // An assertion the page made, taken before it reached the server: sent
     // once with the user handle of another account, it is refused; sent again
     // as it was, its challenge is spent.
