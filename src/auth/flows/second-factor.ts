@@ -7,6 +7,9 @@
 // wrong passwords. A passkey is both factors at once (./passkeys.ts), so
 // having one does not make a password login ask for a code.
 
+import type { Kysely } from 'kysely'
+import type { Database } from '../../db/database.js'
+import { prepareReadFirst } from '../../db/prepared.js'
 import { AppError, loginThrottled } from '../../errors.js'
 import { enqueueMail } from '../../mail/queue.js'
 import {
@@ -51,30 +54,42 @@ export interface Factors {
   recoveryCodes: number
 }
 
-/** The account's factors, in one round trip (GET /users/me asks on every call). */
+/** The read of GET /users/me's factors, compiled once per database (src/db/prepared.ts). */
+const factorReads = new WeakMap<Kysely<Database>, ReturnType<typeof prepareFactorsRead>>()
+
+function prepareFactorsRead(db: Kysely<Database>) {
+  const query = db.selectNoFrom((eb) => [
+    eb
+      .selectFrom('totp_credentials')
+      .select((inner) => inner.fn.countAll().as('n'))
+      .where('user_id', '=', '')
+      .where('confirmed_at', 'is not', null)
+      .as('totp'),
+    eb
+      .selectFrom('passkeys')
+      .select((inner) => inner.fn.countAll().as('n'))
+      .where('user_id', '=', '')
+      .as('passkeys'),
+    eb
+      .selectFrom('recovery_codes')
+      .select((inner) => inner.fn.countAll().as('n'))
+      .where('user_id', '=', '')
+      .as('recovery_codes'),
+  ])
+  type Row = NonNullable<Awaited<ReturnType<typeof query.executeTakeFirst>>>
+  return prepareReadFirst<Row>(db, query)
+}
+
+/** The account's factors, in one round trip (GET /users/me answers them on every call). */
 export async function factorsOf(context: EmailFlowContext, userId: string): Promise<Factors> {
+  let read = factorReads.get(context.db)
+  if (!read) {
+    read = prepareFactorsRead(context.db)
+    factorReads.set(context.db, read)
+  }
+  const row = await read([userId, userId, userId])
   const count = (value: unknown) => Number(value ?? 0)
-  const row = await context.db
-    .selectNoFrom((eb) => [
-      eb
-        .selectFrom('totp_credentials')
-        .select((inner) => inner.fn.countAll().as('n'))
-        .where('user_id', '=', userId)
-        .where('confirmed_at', 'is not', null)
-        .as('totp'),
-      eb
-        .selectFrom('passkeys')
-        .select((inner) => inner.fn.countAll().as('n'))
-        .where('user_id', '=', userId)
-        .as('passkeys'),
-      eb
-        .selectFrom('recovery_codes')
-        .select((inner) => inner.fn.countAll().as('n'))
-        .where('user_id', '=', userId)
-        .as('recovery_codes'),
-    ])
-    .executeTakeFirstOrThrow()
-  return { totp: count(row.totp) > 0, passkeys: count(row.passkeys), recoveryCodes: count(row.recovery_codes) }
+  return { totp: count(row?.totp) > 0, passkeys: count(row?.passkeys), recoveryCodes: count(row?.recovery_codes) }
 }
 
 const codeInvalid = () => new AppError(401, 'MFA_CODE_INVALID', 'The code is wrong or was already used')
