@@ -77,15 +77,6 @@ export async function listPasskeys(db: Db, userId: string): Promise<PasskeyRow[]
     .execute()
 }
 
-export async function countPasskeys(db: Db, userId: string): Promise<number> {
-  const row = await db
-    .selectFrom('passkeys')
-    .select((eb) => eb.fn.countAll<number | string | bigint>().as('count'))
-    .where('user_id', '=', userId)
-    .executeTakeFirstOrThrow()
-  return Number(row.count)
-}
-
 export async function renamePasskey(db: Db, userId: string, id: string, name: string): Promise<PasskeyRow | undefined> {
   await db.updateTable('passkeys').set({ name }).where('id', '=', id).where('user_id', '=', userId).execute()
   return db.selectFrom('passkeys').selectAll().where('id', '=', id).where('user_id', '=', userId).executeTakeFirst()
