@@ -9,6 +9,8 @@ import { type Kysely, sql } from 'kysely'
 import { deleteAccount } from '../auth/flows/delete-account.js'
 import { recentSecurityEvents, type SecurityEvent, type SecurityEvents } from '../auth/security-events.js'
 import { listActiveSessions, revokeActiveSessions, type SessionView } from '../auth/sessions.js'
+import { listPasskeys } from '../auth/passkeys.js'
+import { hasTotp } from '../auth/totp.js'
 import { findUserByEmail, normalizeEmail } from '../auth/users.js'
 import type { Database } from '../db/database.js'
 import { toIso } from '../time.js'
@@ -30,7 +32,7 @@ export interface UserSummary {
 export interface UserDetails extends UserSummary {
   emailVerified: boolean
   updatedAt: string
-  /** How the account signs in: a password always; second factors once they exist. */
+  /** How the account signs in: `password` always, `totp` when it is on, and each passkey by name. */
   factors: string[]
   sessions: Omit<SessionView, 'current'>[]
   recentEvents: SecurityEvent[]
@@ -91,6 +93,10 @@ export async function showUser(db: Db, email: string, at: number): Promise<UserD
   const user = await findUserByEmail(db, normalizeEmail(email))
   if (!user) return undefined
   const sessions = (await listActiveSessions(db, user.id, '', at)).map(({ current: _, ...session }) => session)
+  const passkeys = await listPasskeys(db, user.id)
+  const factors = ['password']
+  if (await hasTotp(db, user.id)) factors.push('totp')
+  for (const passkey of passkeys) factors.push(`passkey "${passkey.name}"`)
   return {
     id: user.id,
     email: user.email,
@@ -100,7 +106,7 @@ export async function showUser(db: Db, email: string, at: number): Promise<UserD
     disabledAt: user.disabled_at === null ? null : toIso(user.disabled_at),
     emailVerified: user.email_verified,
     activeSessions: sessions.length,
-    factors: ['password'],
+    factors,
     sessions,
     recentEvents: await recentSecurityEvents(db, user.id, RECENT_EVENTS),
   }
