@@ -29,6 +29,8 @@ Commands:
   users show EMAIL              an account, its active sessions, factors and
                                 recent security events
   users revoke-sessions EMAIL   end every session of the account now
+  users reset-totp EMAIL        turn the account's authenticator app (TOTP)
+                                off and end its recovery codes
   users disable EMAIL           the account cannot sign in or refresh, and
                                 its sessions end now (403 ACCOUNT_DISABLED)
   users enable EMAIL            undo users disable

@@ -13,6 +13,7 @@ import {
   disableUser,
   enableUser,
   listUsers,
+  resetTotp,
   revokeAllSessions,
   showUser,
   type UserSummary,
@@ -140,6 +141,18 @@ export async function usersCommand(
       if (!result.found) return noSuchUser()
       if (args.json) json({ userId: result.userId, revokedSessions: result.revoked })
       else io.out(`revoked ${result.revoked} session(s) of ${email}; their tokens are refused from the next request on`)
+      return 0
+    }
+    case 'reset-totp': {
+      const result = await resetTotp(db, events, email)
+      if (!result.found) return noSuchUser()
+      if (args.json) json({ userId: result.userId, changed: result.changed })
+      else
+        io.out(
+          result.changed
+            ? `turned TOTP off for ${email} and ended its recovery codes; the password alone signs in again`
+            : `${email} had no TOTP factor`,
+        )
       return 0
     }
     case 'disable': {

@@ -7,10 +7,11 @@
 // the user agent says `latchkey CLI`.
 import { type Kysely, sql } from 'kysely'
 import { deleteAccount } from '../auth/flows/delete-account.js'
+import { listPasskeys } from '../auth/passkeys.js'
+import { deleteRecoveryCodes } from '../auth/recovery-codes.js'
 import { recentSecurityEvents, type SecurityEvent, type SecurityEvents } from '../auth/security-events.js'
 import { listActiveSessions, revokeActiveSessions, type SessionView } from '../auth/sessions.js'
-import { listPasskeys } from '../auth/passkeys.js'
-import { hasTotp } from '../auth/totp.js'
+import { deleteTotp, hasTotp } from '../auth/totp.js'
 import { findUserByEmail, normalizeEmail } from '../auth/users.js'
 import type { Database } from '../db/database.js'
 import { toIso } from '../time.js'
@@ -113,6 +114,27 @@ export async function showUser(db: Db, email: string, at: number): Promise<UserD
 }
 
 export type AdminResult<T> = { found: false } | ({ found: true; userId: string } & T)
+
+/**
+ * Turns the account's TOTP factor off and ends its recovery codes (a user who
+ * lost both the app and the codes): the password alone signs in again, and
+ * the user can set up a new app. A `totp_disabled` event when there was one.
+ */
+export async function resetTotp(
+  db: Db,
+  events: SecurityEvents,
+  email: string,
+): Promise<AdminResult<{ changed: boolean }>> {
+  const user = await findUserByEmail(db, normalizeEmail(email))
+  if (!user) return { found: false }
+  const changed = await db.transaction().execute(async (trx) => {
+    const removed = await deleteTotp(trx, user.id)
+    await deleteRecoveryCodes(trx, user.id)
+    if (removed) await events.record(trx, { type: 'totp_disabled', userId: user.id, ...OPERATOR })
+    return removed
+  })
+  return { found: true, userId: user.id, changed }
+}
 
 /** Ends every active session of the account; one `session_revoked` event each. */
 export async function revokeAllSessions(

@@ -7,6 +7,7 @@
 import { spawnSync } from 'node:child_process'
 import t from 'tap'
 import { PASSWORD, TEST_ENV, tempDir, testDatabaseEnv, uniqueEmail } from '../helper.js'
+import { base32Decode, totp } from '../totp.js'
 import { CLI, freePort, json, setCookieValue, spawnServer, stopServer, untilHealthy } from './server-process.js'
 
 interface SignedIn {
@@ -104,6 +105,27 @@ t.test('users list, show, revoke-sessions, disable, enable and delete beside a r
     { type: 'session_revoked', userAgent: 'latchkey CLI', ip: null },
     { type: 'session_revoked', userAgent: 'latchkey CLI', ip: null },
   ])
+
+  // reset-totp: bob turned an authenticator app on and lost it with its codes;
+  // the operator turns it off, and the password alone signs in again.
+  const bobAuth = { authorization: `Bearer ${bobSession.accessToken}` }
+  const confirmation = (await (await post('/auth/password-confirmation', { password: PASSWORD }, bobAuth)).json()) as {
+    passwordConfirmationToken: string
+  }
+  const confirmed = { ...bobAuth, 'x-password-confirmation': confirmation.passwordConfirmationToken }
+  const setup = (await (await post('/users/me/mfa/totp', {}, confirmed)).json()) as { secret: string }
+  const on = await post('/users/me/mfa/totp/confirm', { code: totp(base32Decode(setup.secret), Date.now()) }, confirmed)
+  t.equal(on.status, 200, 'TOTP on')
+  t.match(usersJson('show', bob).user.factors, ['password', 'totp'], 'show lists the factor')
+  const asksCode = (await (await post('/auth/login', { email: bob, password: PASSWORD })).json()) as {
+    mfaRequired?: boolean
+  }
+  t.equal(asksCode.mfaRequired, true)
+  t.match(usersJson('reset-totp', bob), { changed: true })
+  t.same(usersJson('show', bob).user.factors, ['password'])
+  t.equal((await signIn('/auth/login', bob)).accessToken.length > 0, true, 'the password alone signs in again')
+  t.match(usersJson('reset-totp', bob), { changed: false }, 'again: nothing to do')
+  t.equal(usersJson('show', bob).user.recentEvents[1].type, 'totp_disabled', 'recorded, by the CLI')
 
   // disable: the live session ends on its next request; no login, no refresh.
   const live = await signIn('/auth/login', alice)
