@@ -3,13 +3,15 @@
 // migrate an empty schema together once; a revocation on one is seen by the
 // others on the very next request; concurrent refreshes of one token on
 // different instances get the same successor; the rate limits and failed-login
-// limits hold across all three; and kill -9 of one loses no acknowledged write.
+// limits hold across all three; a login started on one finishes its second
+// factor on another; and kill -9 of one loses no acknowledged write.
 // Needs PostgreSQL at 127.0.0.1:5432 and Redis at 127.0.0.1:6379.
 import { Redis } from 'ioredis'
 import pg from 'pg'
 import t from 'tap'
 import { migrations } from '../../migrations/index.js'
 import { freshPostgresSchema, PASSWORD, TEST_SECRETS, tempDir, uniqueEmail } from '../helper.js'
+import { base32Decode, totp } from '../totp.js'
 import {
   freePort,
   json,
@@ -212,6 +214,43 @@ t.test(
     t.ok(nextCookie && nextCookie !== successor, 'into a new successor')
   },
 )
+
+t.test('TOTP: the password on A, the code on B; the same code is refused on C', async (t) => {
+  const email = await signUp(on(0))
+  const { accessToken } = await logIn(on(0), email)
+  const confirmation = await fetch(
+    `${on(1).base}/auth/password-confirmation`,
+    json({ password: PASSWORD }, bearer(accessToken)),
+  )
+  const { passwordConfirmationToken } = (await confirmation.json()) as { passwordConfirmationToken: string }
+  const confirmed = { ...bearer(accessToken), 'x-password-confirmation': passwordConfirmationToken }
+  // Set up on B, confirmed on C: the pending secret is in the shared database.
+  const setup = await fetch(`${on(1).base}/users/me/mfa/totp`, json({}, confirmed))
+  const { secret } = (await setup.json()) as { secret: string }
+  const key = base32Decode(secret)
+  const enabled = await fetch(
+    `${on(2).base}/users/me/mfa/totp/confirm`,
+    json({ code: totp(key, Date.now()) }, confirmed),
+  )
+  t.equal(enabled.status, 200, 'set up on B, turned on with a code on C')
+
+  const first = await fetch(`${on(0).base}/auth/login`, json({ email, password: PASSWORD }))
+  const { mfaToken } = (await first.json()) as { mfaToken: string }
+  t.type(mfaToken, 'string', 'A asks for the code')
+  // The next step's code: this step's was used to turn TOTP on.
+  const code = totp(key, Date.now() + 30_000)
+  const verified = await fetch(`${on(1).base}/auth/mfa/verify`, json({ mfaToken, code }))
+  t.equal(verified.status, 200, 'B finishes the login A started')
+  const second = await fetch(`${on(2).base}/auth/login`, json({ email, password: PASSWORD }))
+  const replay = await fetch(
+    `${on(2).base}/auth/mfa/verify`,
+    json({ mfaToken: ((await second.json()) as { mfaToken: string }).mfaToken, code }),
+  )
+  t.equal(replay.status, 401, 'C refuses the code B accepted')
+  t.equal(await codeOf(replay), 'MFA_CODE_INVALID')
+  const again = await fetch(`${on(2).base}/auth/mfa/verify`, json({ mfaToken, code }))
+  t.equal(await codeOf(again), 'MFA_TOKEN_INVALID', 'and the used mfaToken')
+})
 
 t.test('RATE_LIMIT_MAX and AUTH_RATE_LIMIT_MAX hold across three instances', async (t) => {
   // Three more processes, on the same schema, with low limits and a Redis database of their own.
