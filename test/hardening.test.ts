@@ -70,11 +70,15 @@ t.test('active sessions per user are capped; a new sign-in ends the least recent
 })
 
 t.test('password hashing has a bounded line: beyond HASH_QUEUE_MAX, 503 SERVER_BUSY at once', async (t) => {
+  // A hash slow enough (about 0.2 s here) that all ten logins reach the line
+  // while the first is still hashing, even on PostgreSQL on a busy machine: with
+  // 8 MiB and t=3 (about 15 ms) one finished first now and then, and a fourth
+  // login got in.
   const { app } = await buildTestApp(t, {
     HASH_CONCURRENCY: '1',
     HASH_QUEUE_MAX: '2',
-    ARGON2_MEMORY_KIB: '8192',
-    ARGON2_TIME_COST: '3',
+    ARGON2_MEMORY_KIB: '32768',
+    ARGON2_TIME_COST: '8',
   })
   const account = await signup(app)
   const attempts = await Promise.all(
