@@ -354,40 +354,7 @@ function confirmAction({ heading, text, action }) {
   })
 }
 
-// ---------------------------------------------------------------- devices and times
-
-// A short table, enough to tell one's own devices apart. A maintained parser
-// (bowser) would have to be a dependency served from node_modules and embedded
-// in the single binary; naming the device belongs to GET /auth/sessions, where
-// every client would get it.
-const BROWSERS = [
-  ['Edg', 'Edge'],
-  ['OPR/', 'Opera'],
-  ['SamsungBrowser/', 'Samsung Internet'],
-  ['Firefox/', 'Firefox'],
-  ['FxiOS/', 'Firefox'],
-  ['CriOS/', 'Chrome'],
-  ['Chrome/', 'Chrome'],
-  ['Safari/', 'Safari'],
-]
-const SYSTEMS = [
-  ['Android', 'Android'],
-  ['iPhone', 'iPhone'],
-  ['iPad', 'iPad'],
-  ['Windows', 'Windows'],
-  ['Mac OS X', 'macOS'],
-  ['CrOS', 'ChromeOS'],
-  ['Linux', 'Linux'],
-]
-
-/** "Chrome on Linux" from a user agent; good enough to tell one's devices apart. */
-function describeDevice(userAgent) {
-  if (!userAgent) return 'Unknown device'
-  const pick = (table) => table.find(([token]) => userAgent.includes(token))?.[1]
-  const browser = pick(BROWSERS) ?? (userAgent.split(/[\s/]/)[0]?.slice(0, 40) || 'Unknown browser')
-  const system = pick(SYSTEMS)
-  return system ? `${browser} on ${system}` : browser
-}
+// ---------------------------------------------------------------- times
 
 const RELATIVE = new Intl.RelativeTimeFormat('en', { numeric: 'auto' })
 const UNITS = [
@@ -922,7 +889,8 @@ const SIGN_IN_METHOD_WORDS = {
 }
 
 function sessionItem(session) {
-  const device = describeDevice(session.userAgent)
+  // Named by the server (GET /auth/sessions: `device`).
+  const device = session.device
   const heading = el('p', { class: 'session-device' }, device)
   if (session.current) heading.append(el('span', { class: 'badge' }, 'This device'))
   const meta = el(
@@ -1130,7 +1098,7 @@ const ACTIVITY_WORDS = {
 
 function activityItem(event) {
   const what = el('p', { class: 'session-device' }, ACTIVITY_WORDS[event.type] ?? event.type.replaceAll('_', ' '))
-  const device = event.userAgent ? ` · ${describeDevice(event.userAgent)}` : ''
+  const device = event.userAgent ? ` · ${event.device}` : ''
   const meta = el(
     'p',
     { class: 'session-meta' },

@@ -1,5 +1,13 @@
 // Configuration: environment + `.env` + generated secrets, validated once into a
-// frozen, typed object. This is the only module that reads `process.env`.
+// frozen, typed object. The variables are read and checked against one schema
+// in config/env.ts (the only other module that reads `process.env`); here they
+// become `Config`, with the defaults that depend on other variables, the rules
+// that join two variables, and the generated secrets.
+//
+// Adding a variable: its entry in `EnvSchema` (config/env.ts: how it is written,
+// bounds, default, message), its field in `Config` and the one line that fills
+// that field in `loadConfig`, and its row in the README's Configuration table
+// (test/config.test.ts checks that the table and the schema name the same variables).
 import { randomBytes } from 'node:crypto'
 import {
   closeSync,
@@ -13,16 +21,24 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs'
-import { isIP } from 'node:net'
-import { availableParallelism, userInfo } from 'node:os'
+import { userInfo } from 'node:os'
 import path from 'node:path'
-import { parseEnv } from 'node:util'
-import { Cron } from 'croner'
+import {
+  ConfigError,
+  type Environment,
+  type EnvironmentOptions,
+  MIN_SECRET_BYTES,
+  rawEnvironment,
+  readEnvironment,
+  type TrustProxy,
+} from './config/env.js'
 import type { DatabaseConfig } from './db/dialect.js'
+
+export { ConfigError, parseDuration } from './config/env.js'
 
 export type SameSite = 'lax' | 'strict' | 'none'
 export type AccessTokenAlgorithm = 'EdDSA' | 'ES256' | 'HS256'
-export type TrustProxy = boolean | number | string[]
+export type { TrustProxy }
 
 export interface Config {
   readonly port: number
@@ -108,245 +124,10 @@ export interface Config {
   readonly backup: { readonly cron: string | undefined; readonly dir: string; readonly keep: number }
 }
 
-/** A bad configuration value; the message is one line naming the variable. */
-export class ConfigError extends Error {
-  constructor(
-    readonly variable: string,
-    detail: string,
-  ) {
-    super(`${variable}: ${detail}`)
-    this.name = 'ConfigError'
-  }
-}
-
 export const SECRETS_FILE = 'secrets.json'
 const GENERATED_SECRETS = ['JWT_SECRET', 'COOKIE_SECRET', 'DATA_ENCRYPTION_KEY'] as const
-const MIN_SECRET_BYTES = 32
 
-const ACCESS_TOKEN_ALGORITHMS: readonly AccessTokenAlgorithm[] = ['EdDSA', 'ES256', 'HS256']
-/** Shortest JWT_KEY_ROTATION: a rotation takes a JWKS cache lifetime plus an access-token lifetime to finish. */
-const MIN_KEY_ROTATION_SECONDS = 3600
-
-const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 }
-
-/** Parses `30s`, `15m`, `12h`, `7d` or a plain number of seconds; `undefined` if invalid. */
-export function parseDuration(value: string): number | undefined {
-  const match = /^(\d{1,9})([smhd]?)$/.exec(value.trim())
-  if (!match) return undefined
-  const seconds = Number(match[1]) * (DURATION_UNITS[match[2] || 's'] ?? 1)
-  return seconds > 0 ? seconds : undefined
-}
-
-type Env = Record<string, string | undefined>
-
-class Reader {
-  constructor(private readonly env: Env) {}
-
-  raw(name: string): string | undefined {
-    const value = this.env[name]
-    return value === undefined || value.trim() === '' ? undefined : value.trim()
-  }
-
-  string(name: string, fallback: string): string {
-    return this.raw(name) ?? fallback
-  }
-
-  int(name: string, fallback: number, min: number, max: number): number {
-    const value = this.raw(name)
-    if (value === undefined) return fallback
-    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
-      throw new ConfigError(name, `"${value}" is not an integer between ${min} and ${max}`)
-    }
-    return Number(value)
-  }
-
-  bool(name: string, fallback: boolean): boolean {
-    const value = this.raw(name)?.toLowerCase()
-    if (value === undefined) return fallback
-    if (['true', '1', 'yes', 'on'].includes(value)) return true
-    if (['false', '0', 'no', 'off'].includes(value)) return false
-    throw new ConfigError(name, `"${value}" is not a boolean (use true or false)`)
-  }
-
-  duration(name: string, fallback: string): number {
-    const value = this.raw(name) ?? fallback
-    const seconds = parseDuration(value)
-    if (seconds === undefined) {
-      throw new ConfigError(name, `"${value}" is not a duration (use 30s, 15m, 12h, 7d or a number of seconds)`)
-    }
-    return seconds
-  }
-
-  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T
-  oneOf<T extends string>(name: string, allowed: readonly T[]): T | undefined
-  oneOf<T extends string>(name: string, allowed: readonly T[], fallback?: T): T | undefined {
-    const value = this.raw(name)?.toLowerCase()
-    if (value === undefined) return fallback
-    if (!(allowed as readonly string[]).includes(value)) {
-      throw new ConfigError(name, `"${value}" is not one of ${allowed.join(', ')}`)
-    }
-    return value as T
-  }
-}
-
-function parseTrustProxy(reader: Reader): TrustProxy {
-  const value = reader.raw('TRUST_PROXY')
-  if (value === undefined || ['false', '0', 'off', 'no'].includes(value.toLowerCase())) return false
-  if (value.toLowerCase() === 'true') return true
-  if (/^\d+$/.test(value)) return Number(value)
-  const entries = value.split(',').map((entry) => entry.trim())
-  for (const entry of entries) {
-    const [address, prefix, extra] = entry.split('/')
-    const family = isIP(address ?? '')
-    const prefixOk = prefix === undefined || (/^\d+$/.test(prefix) && Number(prefix) <= (family === 6 ? 128 : 32))
-    if (family === 0 || !prefixOk || extra !== undefined) {
-      throw new ConfigError('TRUST_PROXY', `"${entry}" is not true, a hop count or an IP address/CIDR`)
-    }
-  }
-  return entries
-}
-
-function parseOrigins(reader: Reader): string[] {
-  const value = reader.raw('CORS_ALLOWED_ORIGIN')
-  if (value === undefined) return []
-  return value.split(',').map((entry) => {
-    const origin = entry.trim()
-    let parsed: URL | undefined
-    try {
-      parsed = new URL(origin)
-    } catch {
-      parsed = undefined
-    }
-    if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== origin.replace(/\/$/, '')) {
-      throw new ConfigError('CORS_ALLOWED_ORIGIN', `"${origin}" is not an origin like https://app.example.com`)
-    }
-    return parsed.origin
-  })
-}
-
-function parseJwtAlgorithm(read: Reader): AccessTokenAlgorithm {
-  const value = read.raw('JWT_ALGORITHM')
-  if (value === undefined) return 'EdDSA'
-  // JOSE names are case-sensitive; accept any case and use the canonical one.
-  const algorithm = ACCESS_TOKEN_ALGORITHMS.find((name) => name.toLowerCase() === value.toLowerCase())
-  if (!algorithm)
-    throw new ConfigError('JWT_ALGORITHM', `"${value}" is not one of ${ACCESS_TOKEN_ALGORITHMS.join(', ')}`)
-  return algorithm
-}
-
-function parseKeyRotation(read: Reader): number | undefined {
-  const value = read.raw('JWT_KEY_ROTATION')
-  if (value === undefined || ['off', 'false', 'no', '0'].includes(value.toLowerCase())) return undefined
-  const seconds = read.duration('JWT_KEY_ROTATION', value)
-  if (seconds < MIN_KEY_ROTATION_SECONDS) {
-    throw new ConfigError('JWT_KEY_ROTATION', `"${value}" is shorter than 1h (use off, or a duration like 30d)`)
-  }
-  return seconds
-}
-
-/** SMTP_URL (or SMTP_URL_FILE, as it may hold a password): smtp:// or smtps:// with a host. */
-function parseSmtpUrl(read: Reader, cwd: string): string | undefined {
-  const value = secretFromEnvironment(read, cwd, 'SMTP_URL')
-  if (value === undefined) return undefined
-  let url: URL | undefined
-  try {
-    url = new URL(value)
-  } catch {
-    url = undefined
-  }
-  // The value may hold a password: the message never repeats it.
-  if (!url || !['smtp:', 'smtps:'].includes(url.protocol) || url.hostname === '') {
-    throw new ConfigError('SMTP_URL', 'is not a URL like smtp://host:587 or smtps://user:password@host:465')
-  }
-  return value
-}
-
-/** PUBLIC_URL: where mailed links point, the account page; http(s), no fragment (the token goes there). */
-function parsePublicUrl(read: Reader, port: number): string {
-  const value = read.string('PUBLIC_URL', `http://localhost:${port}/`)
-  let url: URL | undefined
-  try {
-    url = new URL(value)
-  } catch {
-    url = undefined
-  }
-  if (!url || !['http:', 'https:'].includes(url.protocol) || url.hash !== '' || value.includes('#')) {
-    throw new ConfigError(
-      'PUBLIC_URL',
-      `"${value}" is not an http(s) URL without a fragment, like https://auth.example.com/`,
-    )
-  }
-  return url.toString()
-}
-
-/**
- * WEBAUTHN_RP_ID (default: PUBLIC_URL's host name) and WEBAUTHN_ORIGINS (comma
- * separated; default: PUBLIC_URL's origin). Every origin must be on the RP ID
- * or one of its subdomains, as browsers require; listed ones must be https but
- * on localhost.
- */
-function parseWebAuthn(read: Reader, publicUrl: string): { webauthnRpId: string; webauthnOrigins: string[] } {
-  const publicOrigin = new URL(publicUrl)
-  const rpId = (read.raw('WEBAUTHN_RP_ID') ?? publicOrigin.hostname).toLowerCase()
-  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(rpId) || rpId.length > 253) {
-    throw new ConfigError('WEBAUTHN_RP_ID', `"${rpId}" is not a host name like example.com (no scheme, no port)`)
-  }
-  const listed = read.raw('WEBAUTHN_ORIGINS')
-  const origins = listed === undefined ? [publicOrigin.origin] : listed.split(',').map((entry) => entry.trim())
-  return {
-    webauthnRpId: rpId,
-    webauthnOrigins: origins.map((origin) => {
-      let parsed: URL | undefined
-      try {
-        parsed = new URL(origin)
-      } catch {
-        parsed = undefined
-      }
-      const variable = listed === undefined ? 'PUBLIC_URL' : 'WEBAUTHN_ORIGINS'
-      if (!parsed || parsed.origin !== origin.replace(/\/$/, '')) {
-        throw new ConfigError(variable, `"${origin}" is not an origin like https://app.example.com`)
-      }
-      const host = parsed.hostname
-      if (host !== rpId && !host.endsWith(`.${rpId}`)) {
-        throw new ConfigError(variable, `${parsed.origin} is not on WEBAUTHN_RP_ID ${rpId} or a subdomain of it`)
-      }
-      // PUBLIC_URL may be plain http (a first try on a VM): the server starts, and browsers refuse passkeys there.
-      const local = host === 'localhost' || host.endsWith('.localhost')
-      if (listed !== undefined && parsed.protocol !== 'https:' && !local) {
-        throw new ConfigError(variable, `${parsed.origin}: passkeys need https (or localhost)`)
-      }
-      return parsed.origin
-    }),
-  }
-}
-
-function parseMailFrom(read: Reader, publicUrl: string): string {
-  const value = read.string('MAIL_FROM', `latchkey <noreply@${new URL(publicUrl).hostname}>`)
-  if (/[\r\n]/.test(value) || !/^([^<>]*<[^<>\s@]+@[^<>\s@]+>|[^<>\s@]+@[^<>\s@]+)$/.test(value)) {
-    throw new ConfigError('MAIL_FROM', `"${value}" is not an address like "latchkey <noreply@example.com>"`)
-  }
-  return value
-}
-
-/**
- * DATABASE_URL: `postgres://` or `postgresql://` selects PostgreSQL; a path,
- * `file:` or `sqlite:` the embedded SQLite file; any other scheme is refused
- * (rather than taken for a file name).
- */
-function parseDatabase(read: Reader, cwd: string, dataDir: string): DatabaseConfig {
-  const url = read.raw('DATABASE_URL')
-  const busyTimeoutMs = read.duration('DATABASE_BUSY_TIMEOUT', '5s') * 1000
-  if (url === undefined) return { kind: 'sqlite', file: path.join(dataDir, 'latchkey.db'), busyTimeoutMs }
-  if (/^postgres(ql)?:\/\//i.test(url)) {
-    return { kind: 'postgres', url, poolMax: read.int('DATABASE_POOL_MAX', 10, 1, 1000) }
-  }
-  const sqlitePrefix = /^(sqlite|file):(\/\/)?/i
-  if (!sqlitePrefix.test(url) && /^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
-    throw new ConfigError('DATABASE_URL', 'use postgres://..., postgresql://..., a file path, file: or sqlite:')
-  }
-  return { kind: 'sqlite', file: path.resolve(cwd, url.replace(sqlitePrefix, '')), busyTimeoutMs }
-}
-
+/** A secret from the generated file; the schema checks the ones given in the environment. */
 function checkSecret(name: string, value: string): string {
   if (Buffer.byteLength(value, 'utf8') < MIN_SECRET_BYTES) {
     throw new ConfigError(name, `must be at least ${MIN_SECRET_BYTES} bytes long`)
@@ -354,17 +135,16 @@ function checkSecret(name: string, value: string): string {
   return value
 }
 
-/** A secret from NAME, or else from the file NAME_FILE names (Docker and systemd credentials). */
-function secretFromEnvironment(read: Reader, cwd: string, name: string): string | undefined {
-  const value = read.raw(name)
-  if (value !== undefined) return value
-  const file = read.raw(`${name}_FILE`)
-  if (file === undefined) return undefined
-  try {
-    return readFileSync(path.resolve(cwd, file), 'utf8').trim()
-  } catch (error) {
-    throw new ConfigError(`${name}_FILE`, `cannot read ${file}: ${(error as NodeJS.ErrnoException).code}`)
-  }
+/**
+ * DATABASE_URL (checked by the schema): `postgres://` or `postgresql://`
+ * selects PostgreSQL; unset, a path, `file:` or `sqlite:` the embedded SQLite file.
+ */
+function databaseConfig(env: Environment, cwd: string, dataDir: string): DatabaseConfig {
+  const url = env.DATABASE_URL
+  const busyTimeoutMs = env.DATABASE_BUSY_TIMEOUT * 1000
+  if (url === undefined) return { kind: 'sqlite', file: path.join(dataDir, 'latchkey.db'), busyTimeoutMs }
+  if (/^postgres(ql)?:\/\//i.test(url)) return { kind: 'postgres', url, poolMax: env.DATABASE_POOL_MAX }
+  return { kind: 'sqlite', file: path.resolve(cwd, url.replace(/^(sqlite|file):(\/\/)?/i, '')), busyTimeoutMs }
 }
 
 /** The generated-secrets file in DATA_DIR: where it is and what this start did with it. */
@@ -494,18 +274,7 @@ function writeSecretsFile(file: string, secrets: Record<string, unknown>): void 
   }
 }
 
-function readDotEnv(cwd: string): Env {
-  const file = path.join(cwd, '.env')
-  if (!existsSync(file)) return {}
-  return parseEnv(readFileSync(file, 'utf8'))
-}
-
-export interface LoadConfigOptions {
-  /** Environment to read; defaults to `process.env`. */
-  env?: Env
-  /** Directory holding `.env` and the relative default `DATA_DIR`; defaults to `process.cwd()`. */
-  cwd?: string
-}
+export type LoadConfigOptions = EnvironmentOptions
 
 /**
  * Where the single binary unpacks its native addons and static files:
@@ -516,123 +285,82 @@ export interface LoadConfigOptions {
  */
 export function nativeCacheDir(options: LoadConfigOptions = {}): string {
   const cwd = options.cwd ?? process.cwd()
-  const read = new Reader({ ...readDotEnv(cwd), ...(options.env ?? process.env) })
-  const configured = read.raw('LATCHKEY_NATIVE_CACHE_DIR')
+  const env = rawEnvironment(options)
+  const configured = env.LATCHKEY_NATIVE_CACHE_DIR
   if (configured !== undefined) return path.resolve(cwd, configured)
   // The XDG spec says to ignore relative paths.
-  const xdgCacheHome = read.raw('XDG_CACHE_HOME')
+  const xdgCacheHome = env.XDG_CACHE_HOME
   if (xdgCacheHome !== undefined && path.isAbsolute(xdgCacheHome)) return path.join(xdgCacheHome, 'latchkey')
   // A system user's HOME may not exist (/nonexistent): then the data directory.
-  const home = read.raw('HOME')
+  const home = env.HOME
   if (home !== undefined && path.isAbsolute(home) && existsSync(home)) return path.join(home, '.cache', 'latchkey')
-  return path.join(path.resolve(cwd, read.string('DATA_DIR', './data')), 'cache')
+  return path.join(path.resolve(cwd, env.DATA_DIR ?? './data'), 'cache')
 }
 
-/** Builds the configuration; throws `ConfigError` naming the first bad variable. */
+/**
+ * Builds the configuration from the variables that src/config/env.ts reads and
+ * checks, with the defaults that depend on other variables and the rules that
+ * join two of them; throws `ConfigError` naming the first bad variable.
+ */
+/**
+ * WEBAUTHN_RP_ID (default: PUBLIC_URL's host name) and WEBAUTHN_ORIGINS
+ * (default: PUBLIC_URL's origin). Every origin must be on the RP ID or one of
+ * its subdomains, as browsers require; listed ones must be https but on
+ * localhost (PUBLIC_URL may be plain http on a first try: the server starts, and
+ * browsers refuse passkeys there).
+ */
+function webAuthnSettings(
+  rpIdGiven: string | undefined,
+  originsGiven: readonly string[] | undefined,
+  publicUrl: string,
+): { webauthnRpId: string; webauthnOrigins: string[] } {
+  const rpId = (rpIdGiven ?? new URL(publicUrl).hostname).toLowerCase()
+  const variable = originsGiven === undefined ? 'PUBLIC_URL' : 'WEBAUTHN_ORIGINS'
+  const origins = originsGiven ?? [new URL(publicUrl).origin]
+  for (const origin of origins) {
+    const host = new URL(origin).hostname
+    if (host !== rpId && !host.endsWith(`.${rpId}`)) {
+      throw new ConfigError(variable, `${origin} is not on WEBAUTHN_RP_ID ${rpId} or a subdomain of it`)
+    }
+    const local = host === 'localhost' || host.endsWith('.localhost')
+    if (originsGiven !== undefined && !origin.startsWith('https:') && !local) {
+      throw new ConfigError(variable, `${origin}: passkeys need https (or localhost)`)
+    }
+  }
+  return { webauthnRpId: rpId, webauthnOrigins: [...origins] }
+}
+
 export function loadConfig(options: LoadConfigOptions = {}): Config {
   const cwd = options.cwd ?? process.cwd()
-  // Variables in the real environment win over `.env`.
-  const env: Env = { ...readDotEnv(cwd), ...(options.env ?? process.env) }
-  const read = new Reader(env)
+  const env = readEnvironment(options)
 
-  const port = read.int('PORT', 3000, 0, 65535)
-  const dataDir = path.resolve(cwd, read.string('DATA_DIR', './data'))
-  const database = parseDatabase(read, cwd, dataDir)
-  const redisUrl = read.raw('REDIS_URL')
-  if (redisUrl !== undefined && !/^rediss?:\/\/[^\s]+$/.test(redisUrl)) {
-    throw new ConfigError('REDIS_URL', 'must start with redis:// or rediss://')
-  }
-
-  const accessTokenTtl = read.duration('JWT_ACCESS_TOKEN_DURATION', '15m')
-  const refreshTokenTtl = read.duration('JWT_REFRESH_TOKEN_DURATION', '7d')
-  const passwordConfirmationTtl = read.duration('JWT_PASSWORD_CONFIRMATION_TOKEN_DURATION', '5m')
-  const sessionMaxAge = read.duration('SESSION_MAX_AGE', '30d')
-  const refreshReuseGrace = read.duration('REFRESH_REUSE_GRACE', '10s')
-
-  const cookieSecure = read.bool('COOKIE_SECURE', true)
-  const cookieSameSite = read.oneOf('COOKIE_SAMESITE', ['lax', 'strict', 'none'] as const)
-  if (cookieSameSite === 'none' && !cookieSecure) {
+  const dataDir = path.resolve(cwd, env.DATA_DIR)
+  const database = databaseConfig(env, cwd, dataDir)
+  if (env.COOKIE_SAMESITE === 'none' && !env.COOKIE_SECURE) {
     throw new ConfigError('COOKIE_SAMESITE', '"none" needs Secure cookies (unset COOKIE_SECURE=false)')
   }
-
-  const cleanupCron = read.string('CLEANUP_CRON', '0 3 */3 * *')
-  try {
-    new Cron(cleanupCron, { paused: true }).stop()
-  } catch {
-    throw new ConfigError('CLEANUP_CRON', `"${cleanupCron}" is not a cron expression (5 or 6 fields)`)
-  }
-
-  const logLevel = read.oneOf(
-    'LOG_LEVEL',
-    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const,
-    'info',
-  )
-  const trustProxy = parseTrustProxy(read)
-  const corsAllowedOrigins = parseOrigins(read)
-  const cookieDomain = read.raw('COOKIE_DOMAIN')
-  if (
-    cookieDomain !== undefined &&
-    !/^\.?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(cookieDomain)
-  ) {
-    throw new ConfigError('COOKIE_DOMAIN', `"${cookieDomain}" is not a domain name`)
-  }
-
   // Slow clients (slowloris, a trickled body) must not hold a connection for ever.
-  const requestTimeout = read.duration('REQUEST_TIMEOUT', '30s')
-  const headersTimeout = read.duration('HEADERS_TIMEOUT', `${Math.min(10, requestTimeout)}s`)
-  if (headersTimeout > requestTimeout) {
-    throw new ConfigError('HEADERS_TIMEOUT', `must not be longer than REQUEST_TIMEOUT (${requestTimeout}s)`)
+  const headersTimeout = env.HEADERS_TIMEOUT ?? Math.min(10, env.REQUEST_TIMEOUT)
+  if (headersTimeout > env.REQUEST_TIMEOUT) {
+    throw new ConfigError('HEADERS_TIMEOUT', `must not be longer than REQUEST_TIMEOUT (${env.REQUEST_TIMEOUT}s)`)
   }
-
-  const rest = {
-    port,
-    host: read.string('HOST', '0.0.0.0'),
-    logLevel,
-    trustProxy,
-    bodyLimit: read.int('BODY_LIMIT', 16 * 1024, 1024, 10 * 1024 * 1024),
-    requestTimeout,
-    headersTimeout,
-    connectionTimeout: read.duration('CONNECTION_TIMEOUT', '60s'),
-    // Longer than the idle timeout of common load balancers (60 s), as Fastify's default.
-    keepAliveTimeout: read.duration('KEEP_ALIVE_TIMEOUT', '72s'),
-    jwtIssuer: read.string('JWT_ISSUER', 'latchkey'),
-    jwtAlgorithm: parseJwtAlgorithm(read),
-    jwtAudience: read.raw('JWT_AUDIENCE'),
-    jwtKeyRotation: parseKeyRotation(read),
-    accessTokenTtl,
-    refreshTokenTtl,
-    passwordConfirmationTtl,
-    sessionMaxAge,
-    refreshReuseGrace,
-    maxSessionsPerUser: read.int('MAX_SESSIONS_PER_USER', 100, 1, 100_000),
-    autoRefresh: read.bool('AUTO_REFRESH', false),
-    cookieSecure,
-    cookieDomain,
-    cookieSameSite,
-    corsAllowedOrigins,
-    rateLimitMax: read.int('RATE_LIMIT_MAX', 300, 1, 10_000_000),
-    authRateLimitMax: read.int('AUTH_RATE_LIMIT_MAX', 10, 1, 10_000_000),
-    cleanupCron,
-    publicAccountPage: read.bool('PUBLIC_ACCOUNT_PAGE', true),
-    argon2MemoryKib: read.int('ARGON2_MEMORY_KIB', 19456, 8, 4 * 1024 * 1024),
-    argon2TimeCost: read.int('ARGON2_TIME_COST', 2, 1, 100),
-    argon2Parallelism: read.int('ARGON2_PARALLELISM', 1, 1, 64),
-    // One core is left to the event loop, so a login flood cannot slow every
-    // other request (token checks, data) down with it.
-    hashConcurrency: read.int('HASH_CONCURRENCY', Math.max(1, availableParallelism() - 1), 1, 256),
-    hashQueueMax: read.int('HASH_QUEUE_MAX', 32, 0, 100_000),
+  // Introspection is off unless both are set.
+  const introspectionId = env.INTROSPECTION_CLIENT_ID
+  const introspectionSecret = env.INTROSPECTION_CLIENT_SECRET
+  if ((introspectionId === undefined) !== (introspectionSecret === undefined)) {
+    throw new ConfigError(
+      introspectionId === undefined ? 'INTROSPECTION_CLIENT_ID' : 'INTROSPECTION_CLIENT_SECRET',
+      'set both INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET, or neither',
+    )
+  }
+  if (env.BACKUP_CRON !== undefined && database.kind !== 'sqlite') {
+    throw new ConfigError('BACKUP_CRON', 'scheduled backups are for the SQLite database; use pg_dump with PostgreSQL')
   }
 
   // Secrets given in the environment (or in a file that NAME_FILE names) win
-  // over the generated file. Validate those first, so a bad one is reported
-  // before anything is written to disk.
-  const given = Object.fromEntries(
-    GENERATED_SECRETS.flatMap((name) => {
-      const value = secretFromEnvironment(read, cwd, name)
-      return value === undefined ? [] : [[name, checkSecret(name, value)]]
-    }),
-  )
-  const missing = GENERATED_SECRETS.filter((name) => given[name] === undefined)
+  // over the generated file; the schema has checked them, so a bad one is
+  // reported before anything is written to disk.
+  const missing = GENERATED_SECRETS.filter((name) => env[name] === undefined)
   if (database.kind === 'postgres' && missing.length > 0) {
     // Each instance would generate its own: a token from one would fail on another.
     throw new ConfigError(
@@ -653,74 +381,71 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     secretsFile = loaded.file
   }
   const secret = (name: (typeof GENERATED_SECRETS)[number]): string =>
-    given[name] ?? checkSecret(name, generated[name] ?? '')
+    env[name] ?? checkSecret(name, generated[name] ?? '')
 
-  // Introspection is off unless both are set; the secret is checked like the others.
-  const introspectionId = read.raw('INTROSPECTION_CLIENT_ID')
-  const introspectionSecret = secretFromEnvironment(read, cwd, 'INTROSPECTION_CLIENT_SECRET')
-  if ((introspectionId === undefined) !== (introspectionSecret === undefined)) {
-    throw new ConfigError(
-      introspectionId === undefined ? 'INTROSPECTION_CLIENT_ID' : 'INTROSPECTION_CLIENT_SECRET',
-      'set both INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET, or neither',
-    )
-  }
-  if (introspectionId !== undefined && /[:\s]/.test(introspectionId)) {
-    throw new ConfigError('INTROSPECTION_CLIENT_ID', 'must not contain ":" or spaces')
-  }
-  const introspectionClient =
-    introspectionId !== undefined && introspectionSecret !== undefined
-      ? Object.freeze({ id: introspectionId, secret: checkSecret('INTROSPECTION_CLIENT_SECRET', introspectionSecret) })
-      : undefined
-
-  const publicUrl = parsePublicUrl(read, port)
-  const mail = {
-    smtpUrl: parseSmtpUrl(read, cwd),
-    mailFrom: parseMailFrom(read, publicUrl),
-    publicUrl,
-    ...parseWebAuthn(read, publicUrl),
-    requireEmailVerification: read.bool('REQUIRE_EMAIL_VERIFICATION', false),
-    signInLinks: read.bool('SIGN_IN_LINKS', true),
-    emailVerificationTokenTtl: read.duration('EMAIL_VERIFICATION_TOKEN_DURATION', '24h'),
-    passwordResetTokenTtl: read.duration('PASSWORD_RESET_TOKEN_DURATION', '30m'),
-    signInLinkTokenTtl: read.duration('SIGN_IN_LINK_TOKEN_DURATION', '15m'),
-    mailRateLimitMax: read.int('MAIL_RATE_LIMIT_MAX', 5, 1, 10_000_000),
-  }
-
-  // Off unless set; then a secret like the others (Prometheus sends it as a bearer token).
-  const metricsTokenValue = secretFromEnvironment(read, cwd, 'METRICS_TOKEN')
-  const metricsToken = metricsTokenValue === undefined ? undefined : checkSecret('METRICS_TOKEN', metricsTokenValue)
-  const backupCron = read.raw('BACKUP_CRON')
-  if (backupCron !== undefined) {
-    if (database.kind !== 'sqlite') {
-      throw new ConfigError('BACKUP_CRON', 'scheduled backups are for the SQLite database; use pg_dump with PostgreSQL')
-    }
-    try {
-      new Cron(backupCron, { paused: true }).stop()
-    } catch {
-      throw new ConfigError('BACKUP_CRON', `"${backupCron}" is not a cron expression (5 or 6 fields)`)
-    }
-  }
-  const operations = {
-    metricsToken,
-    securityEventRetention: read.duration('SECURITY_EVENT_RETENTION', '90d'),
-    backup: Object.freeze({
-      cron: backupCron,
-      dir: path.resolve(cwd, read.string('BACKUP_DIR', path.join(dataDir, 'backups'))),
-      keep: read.int('BACKUP_KEEP', 7, 1, 10_000),
-    }),
-  }
+  const publicUrl = env.PUBLIC_URL ?? new URL(`http://localhost:${env.PORT}/`).toString()
 
   return Object.freeze({
-    ...rest,
-    ...mail,
-    ...operations,
+    port: env.PORT,
+    host: env.HOST,
     dataDir,
     secretsFile,
     database,
-    redisUrl,
+    redisUrl: env.REDIS_URL,
+    logLevel: env.LOG_LEVEL,
+    trustProxy: env.TRUST_PROXY,
+    bodyLimit: env.BODY_LIMIT,
+    requestTimeout: env.REQUEST_TIMEOUT,
+    headersTimeout,
+    connectionTimeout: env.CONNECTION_TIMEOUT,
+    keepAliveTimeout: env.KEEP_ALIVE_TIMEOUT,
     jwtSecret: secret('JWT_SECRET'),
     cookieSecret: secret('COOKIE_SECRET'),
     dataEncryptionKey: secret('DATA_ENCRYPTION_KEY'),
-    introspectionClient,
+    jwtIssuer: env.JWT_ISSUER,
+    jwtAlgorithm: env.JWT_ALGORITHM,
+    jwtAudience: env.JWT_AUDIENCE,
+    jwtKeyRotation: env.JWT_KEY_ROTATION || undefined,
+    introspectionClient:
+      introspectionId !== undefined && introspectionSecret !== undefined
+        ? Object.freeze({ id: introspectionId, secret: introspectionSecret })
+        : undefined,
+    accessTokenTtl: env.JWT_ACCESS_TOKEN_DURATION,
+    refreshTokenTtl: env.JWT_REFRESH_TOKEN_DURATION,
+    passwordConfirmationTtl: env.JWT_PASSWORD_CONFIRMATION_TOKEN_DURATION,
+    sessionMaxAge: env.SESSION_MAX_AGE,
+    refreshReuseGrace: env.REFRESH_REUSE_GRACE,
+    maxSessionsPerUser: env.MAX_SESSIONS_PER_USER,
+    autoRefresh: env.AUTO_REFRESH,
+    cookieSecure: env.COOKIE_SECURE,
+    cookieDomain: env.COOKIE_DOMAIN,
+    cookieSameSite: env.COOKIE_SAMESITE,
+    corsAllowedOrigins: env.CORS_ALLOWED_ORIGIN ?? [],
+    rateLimitMax: env.RATE_LIMIT_MAX,
+    authRateLimitMax: env.AUTH_RATE_LIMIT_MAX,
+    cleanupCron: env.CLEANUP_CRON,
+    publicAccountPage: env.PUBLIC_ACCOUNT_PAGE,
+    argon2MemoryKib: env.ARGON2_MEMORY_KIB,
+    argon2TimeCost: env.ARGON2_TIME_COST,
+    argon2Parallelism: env.ARGON2_PARALLELISM,
+    hashConcurrency: env.HASH_CONCURRENCY,
+    hashQueueMax: env.HASH_QUEUE_MAX,
+    smtpUrl: env.SMTP_URL,
+    mailFrom: env.MAIL_FROM ?? `latchkey <noreply@${new URL(publicUrl).hostname}>`,
+    publicUrl,
+    ...webAuthnSettings(env.WEBAUTHN_RP_ID, env.WEBAUTHN_ORIGINS, publicUrl),
+    requireEmailVerification: env.REQUIRE_EMAIL_VERIFICATION,
+    signInLinks: env.SIGN_IN_LINKS,
+    emailVerificationTokenTtl: env.EMAIL_VERIFICATION_TOKEN_DURATION,
+    passwordResetTokenTtl: env.PASSWORD_RESET_TOKEN_DURATION,
+    signInLinkTokenTtl: env.SIGN_IN_LINK_TOKEN_DURATION,
+    mailRateLimitMax: env.MAIL_RATE_LIMIT_MAX,
+    metricsToken: env.METRICS_TOKEN,
+    securityEventRetention: env.SECURITY_EVENT_RETENTION,
+    backup: Object.freeze({
+      cron: env.BACKUP_CRON,
+      dir: path.resolve(cwd, env.BACKUP_DIR ?? path.join(dataDir, 'backups')),
+      keep: env.BACKUP_KEEP,
+    }),
   })
 }

@@ -88,6 +88,12 @@ export const NewPasswordSchema = Type.String({
 
 export const IsoDateTime = Type.String({ format: 'date-time', description: 'ISO 8601 UTC timestamp' })
 
+/** src/auth/device-name.ts: for showing, not for parsing (the wording may change). */
+export const DeviceName = Type.String({
+  description:
+    'A short name of the device, from its user agent, such as "Chrome on Linux" or "Safari on iPhone"; "Unknown device" without one',
+})
+
 /**
  * Text stored as text: any Unicode but NUL, which PostgreSQL's text type cannot
  * hold; refused on every database alike (400 VALIDATION_FAILED), never a 500.

@@ -1,7 +1,8 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { ConfigError, loadConfig, parseDuration, SECRETS_FILE } from '../src/config.js'
+import { EnvSchema } from '../src/config/env.js'
+import { type Config, ConfigError, loadConfig, parseDuration, SECRETS_FILE } from '../src/config.js'
 import { TEST_SECRETS, tempDir } from './helper.js'
 
 t.test('durations accept 30s, 15m, 12h, 7d or seconds', async (t) => {
@@ -275,5 +276,168 @@ t.test('REDIS_URL takes redis:// or rediss:// only', async (t) => {
       url,
     ) as unknown as ConfigError
     t.equal(error.variable, 'REDIS_URL', `${url} is refused`)
+  }
+})
+
+// ---------------------------------------------------------------- the schema (src/config/env.ts)
+
+t.test('values are read with the README grammar, not Ajv coercion', async (t) => {
+  const dir = tempDir(t)
+  const config = (env: Record<string, string>) => loadConfig({ env, cwd: dir })
+  type Accepted = [Record<string, string>, (config: Config) => unknown, unknown]
+  const autoRefresh = (word: string, value: boolean): Accepted => [{ AUTO_REFRESH: word }, (c) => c.autoRefresh, value]
+  const keyRotation = (word: string, value?: number): Accepted => [
+    { JWT_KEY_ROTATION: word },
+    (c) => c.jwtKeyRotation,
+    value,
+  ]
+  const accepted: Accepted[] = [
+    [{ PORT: '05' }, (c) => c.port, 5],
+    // Booleans in any case, with the words of the README and of systemd.
+    ...['TRUE', 'Yes', 'on', '1'].map((word) => autoRefresh(word, true)),
+    ...['False', 'no', 'OFF', '0'].map((word) => autoRefresh(word, false)),
+    // Words in any case, spelt as latchkey spells them.
+    [{ LOG_LEVEL: 'DEBUG' }, (c) => c.logLevel, 'debug'],
+    [{ COOKIE_SAMESITE: 'Strict' }, (c) => c.cookieSameSite, 'strict'],
+    [{ JWT_ALGORITHM: 'es256' }, (c) => c.jwtAlgorithm, 'ES256'],
+    [{ JWT_ALGORITHM: 'eddsa' }, (c) => c.jwtAlgorithm, 'EdDSA'],
+    // Durations, in seconds.
+    [{ SESSION_MAX_AGE: '2h' }, (c) => c.sessionMaxAge, 7200],
+    keyRotation('30d', 30 * 86400),
+    ...['off', 'OFF', 'false', 'no', '0'].map((word) => keyRotation(word)),
+    // Lists, each entry read on its own.
+    [
+      { CORS_ALLOWED_ORIGIN: 'https://a.example/, http://b.example:8080' },
+      (c) => c.corsAllowedOrigins,
+      ['https://a.example', 'http://b.example:8080'],
+    ],
+    // Defaults that depend on another variable.
+    [{ PORT: '80' }, (c) => c.publicUrl, 'http://localhost/'],
+    [{ PUBLIC_URL: 'https://auth.example.com' }, (c) => c.mailFrom, 'latchkey <noreply@auth.example.com>'],
+    [{ REQUEST_TIMEOUT: '4s' }, (c) => c.headersTimeout, 4],
+    // Passkeys: the relying party from PUBLIC_URL, unless set.
+    [{ PUBLIC_URL: 'https://auth.example.com/account/' }, (c) => c.webauthnRpId, 'auth.example.com'],
+    [{ PUBLIC_URL: 'https://auth.example.com/account/' }, (c) => c.webauthnOrigins, ['https://auth.example.com']],
+    [{ PUBLIC_URL: 'http://10.0.0.5:3000/' }, (c) => c.webauthnOrigins, ['http://10.0.0.5:3000']],
+    [
+      {
+        PUBLIC_URL: 'https://auth.example.com/',
+        WEBAUTHN_RP_ID: 'Example.com',
+        WEBAUTHN_ORIGINS: 'https://auth.example.com, https://app.example.com',
+      },
+      (c) => [c.webauthnRpId, c.webauthnOrigins],
+      ['example.com', ['https://auth.example.com', 'https://app.example.com']],
+    ],
+    [{ WEBAUTHN_ORIGINS: 'http://localhost:5173' }, (c) => c.webauthnOrigins, ['http://localhost:5173']],
+  ]
+  for (const [env, field, expected] of accepted) t.same(field(config(env)), expected, JSON.stringify(env))
+
+  const refused: Array<[Record<string, string>, string]> = [
+    // Whole numbers in digits only: Ajv's own coercion would take these as 1000, 16, 5 and 5.
+    ...['1e3', '0x10', '5.0', '+5'].map((port): [Record<string, string>, string] => [
+      { PORT: port },
+      `PORT: "${port}" is not an integer between 0 and 65535`,
+    ]),
+    [{ JWT_ALGORITHM: 'RS256' }, 'JWT_ALGORITHM: "RS256" is not one of EdDSA, ES256, HS256'],
+    [{ JWT_KEY_ROTATION: '59m' }, 'JWT_KEY_ROTATION: "59m" is shorter than 1h (use off, or a duration like 30d)'],
+    [
+      { JWT_KEY_ROTATION: 'monthly' },
+      'JWT_KEY_ROTATION: "monthly" is not a duration (use 30s, 15m, 12h, 7d or a number of seconds)',
+    ],
+    // A list's message names the entry.
+    [
+      { CORS_ALLOWED_ORIGIN: 'https://a.example, b.example' },
+      'CORS_ALLOWED_ORIGIN: "b.example" is not an origin like https://app.example.com',
+    ],
+    [
+      { TRUST_PROXY: '10.0.0.1, 10.0.0.0/33' },
+      'TRUST_PROXY: "10.0.0.0/33" is not true, a hop count or an IP address/CIDR',
+    ],
+    [{ REQUEST_TIMEOUT: '4s', HEADERS_TIMEOUT: '5s' }, 'HEADERS_TIMEOUT: must not be longer than REQUEST_TIMEOUT (4s)'],
+    [
+      { WEBAUTHN_RP_ID: 'https://example.com' },
+      'WEBAUTHN_RP_ID: "https://example.com" is not a host name like example.com (no scheme, no port)',
+    ],
+    [
+      { WEBAUTHN_RP_ID: 'example.com', WEBAUTHN_ORIGINS: 'https://example.org' },
+      'WEBAUTHN_ORIGINS: https://example.org is not on WEBAUTHN_RP_ID example.com or a subdomain of it',
+    ],
+    [
+      { WEBAUTHN_RP_ID: 'example.com', WEBAUTHN_ORIGINS: 'http://app.example.com' },
+      'WEBAUTHN_ORIGINS: http://app.example.com: passkeys need https (or localhost)',
+    ],
+    [
+      { PUBLIC_URL: 'https://auth.example.com/', WEBAUTHN_RP_ID: 'example.org' },
+      'PUBLIC_URL: https://auth.example.com is not on WEBAUTHN_RP_ID example.org or a subdomain of it',
+    ],
+  ]
+  for (const [env, message] of refused) {
+    const error = t.throws(() => config(env), ConfigError, JSON.stringify(env)) as unknown as ConfigError
+    t.equal(error.message, message)
+  }
+})
+
+t.test('blank values are unset, unknown variables are ignored, values are trimmed', async (t) => {
+  const dir = tempDir(t)
+  const config = loadConfig({
+    env: { PORT: '   ', LOG_LEVEL: '', HOST: ' 127.0.0.1 ', NOT_A_LATCHKEY_VARIABLE: 'x', PATH: '/usr/bin' },
+    cwd: dir,
+  })
+  t.equal(config.port, 3000)
+  t.equal(config.logLevel, 'info')
+  t.equal(config.host, '127.0.0.1')
+})
+
+t.test('a message never repeats a secret or a URL that may hold a password', async (t) => {
+  const dir = tempDir(t)
+  const cases: Array<[Record<string, string>, string, string]> = [
+    [{ JWT_SECRET: 'hunter2-secret' }, 'JWT_SECRET', 'hunter2'],
+    [{ METRICS_TOKEN: 'hunter2-token' }, 'METRICS_TOKEN', 'hunter2'],
+    [{ SMTP_URL: 'http://user:hunter2@mail.example' }, 'SMTP_URL', 'hunter2'],
+    [{ DATABASE_URL: 'mysql://user:hunter2@db.example/x' }, 'DATABASE_URL', 'hunter2'],
+    [{ REDIS_URL: 'http://user:hunter2@cache.example' }, 'REDIS_URL', 'hunter2'],
+  ]
+  for (const [env, variable, secret] of cases) {
+    const error = t.throws(() => loadConfig({ env, cwd: dir }), ConfigError) as unknown as ConfigError
+    t.equal(error.variable, variable)
+    t.notMatch(error.message, secret, `${variable}: the value is not in the message`)
+  }
+  writeFileSync(path.join(dir, 'smtp-url'), 'ftp://user:hunter2@mail.example\n')
+  const fromFile = t.throws(
+    () => loadConfig({ env: { SMTP_URL_FILE: 'smtp-url' }, cwd: dir }),
+    ConfigError,
+  ) as unknown as ConfigError
+  t.equal(fromFile.variable, 'SMTP_URL', 'a file is checked like the variable')
+  t.notMatch(fromFile.message, 'hunter2')
+})
+
+/** The variables of the README's Configuration table. */
+function readmeVariables(): Set<string> {
+  const readme = readFileSync(path.join(import.meta.dirname, '..', 'README.md'), 'utf8')
+  const section = readme.slice(
+    readme.indexOf('\n## Configuration\n'),
+    readme.indexOf('\n## ', readme.indexOf('\n## Configuration\n') + 1),
+  )
+  return new Set([...section.matchAll(/^\| `([A-Z0-9_]+)` \|/gm)].map((match) => match[1] as string))
+}
+
+t.test('the schema and the README name the same variables', async (t) => {
+  const documented = readmeVariables()
+  const schema = new Set(Object.keys(EnvSchema.properties))
+  // Read before the configuration, by the single binary (nativeCacheDir).
+  documented.delete('LATCHKEY_NATIVE_CACHE_DIR')
+  t.same(
+    [...schema].filter((name) => !documented.has(name)),
+    [],
+    'every variable of the schema is in the README',
+  )
+  t.same(
+    [...documented].filter((name) => !schema.has(name)),
+    [],
+    'every variable of the README is in the schema',
+  )
+  const readme = readFileSync(path.join(import.meta.dirname, '..', 'README.md'), 'utf8')
+  for (const [name, variable] of Object.entries(EnvSchema.properties)) {
+    if ((variable as { file?: boolean }).file) t.match(readme, `\`${name}_FILE\``, `${name}_FILE is documented`)
   }
 })

@@ -205,7 +205,7 @@ t.test('GET /users/me/security-events: newest first, paginated, only your own', 
   t.equal(first.statusCode, 200)
   const body = first.json()
   t.equal(body.items.length, 2)
-  t.same(Object.keys(body.items[0]).sort(), ['createdAt', 'id', 'ip', 'sessionId', 'type', 'userAgent'])
+  t.same(Object.keys(body.items[0]).sort(), ['createdAt', 'device', 'id', 'ip', 'sessionId', 'type', 'userAgent'])
   t.match(body.items[0], { type: 'login_failed', sessionId: null, ip: '127.0.0.1' })
   t.equal(body.items[1].type, 'login_succeeded')
   t.ok(body.nextCursor)
@@ -223,7 +223,12 @@ t.test('GET /users/me/security-events: newest first, paginated, only your own', 
     ['login_failed', 'login_succeeded', 'login_succeeded', 'login_succeeded', 'login_succeeded', 'signup'],
     'every event once, newest first',
   )
-  t.match(seen.at(-1), { type: 'signup', userAgent: UA['user-agent'], sessionId: sessionIdOf(alice) })
+  t.match(seen.at(-1), {
+    type: 'signup',
+    userAgent: UA['user-agent'],
+    device: 'SecurityEventsTest',
+    sessionId: sessionIdOf(alice),
+  })
   const createdAt = seen.map((event) => Date.parse(event.createdAt))
   t.same(
     createdAt,

@@ -24,6 +24,7 @@ t.test('sessions: list the active ones, mark the current one, revoke one', async
   t.same(Object.keys(items[0] ?? {}).sort(), [
     'createdAt',
     'current',
+    'device',
     'expiresAt',
     'id',
     'ip',
@@ -33,6 +34,7 @@ t.test('sessions: list the active ones, mark the current one, revoke one', async
   ])
   const current = items.find((item) => item.current)
   t.equal(current?.userAgent, 'Phone/1.0')
+  t.equal(current?.device, 'Phone', 'a client bowser does not know: the first word of its user agent')
   t.equal(current?.ip, '127.0.0.1')
   t.equal(current?.signInMethod, 'signup', 'the session of a sign-up says so')
   const other = items.find((item) => !item.current)
@@ -46,6 +48,25 @@ t.test('sessions: list the active ones, mark the current one, revoke one', async
   t.equal(after.json().items.length, 1, 'revoked sessions are not listed')
   const again = await app.inject({ method: 'DELETE', url: `/auth/sessions/${other?.id}`, headers: phone.bearer })
   t.equal(again.statusCode, 404, 'revoking twice is 404')
+})
+
+t.test('sessions: each names its device, from its user agent', async (t) => {
+  const { app } = await buildTestApp(t)
+  const firefox = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0'
+  const account = await signup(app, { headers: { 'user-agent': firefox } })
+  await login(app, account.email, PASSWORD, { 'user-agent': '' })
+  const items = (await app.inject({ url: '/auth/sessions', headers: account.bearer })).json().items as Array<
+    Record<string, unknown>
+  >
+  t.match(
+    items.find((item) => item.current),
+    { userAgent: firefox, device: 'Firefox on Windows' },
+  )
+  t.match(
+    items.find((item) => !item.current),
+    { device: 'Unknown device' },
+    'no user agent',
+  )
 })
 
 t.test("another user's session id is 404, and stays alive", async (t) => {

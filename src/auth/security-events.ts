@@ -17,6 +17,7 @@ import type { Clock } from '../clock.js'
 import { cursorScope, decodeCursor, type Page, type PageRequest, toPage } from '../data/cursor.js'
 import type { Database, SecurityEventRow } from '../db/database.js'
 import { toIso } from '../time.js'
+import { deviceName } from './device-name.js'
 import type { Keys } from './keys.js'
 
 type Db = Kysely<Database> | Transaction<Database>
@@ -66,6 +67,8 @@ export interface SecurityEvent {
   createdAt: string
   ip: string | null
   userAgent: string | null
+  /** A short name of the device, from its user agent ("Chrome on Linux"). */
+  device: string
   sessionId: string | null
 }
 
@@ -182,6 +185,7 @@ export const toSecurityEvent = (row: SecurityEventRow): SecurityEvent => ({
   createdAt: toIso(row.created_at),
   ip: row.ip,
   userAgent: row.user_agent,
+  device: deviceName(row.user_agent),
   sessionId: row.session_id,
 })
 

@@ -10,6 +10,7 @@ import type { Database, SessionRow } from '../db/database.js'
 import { prepareReadFirst } from '../db/prepared.js'
 import { toIso } from '../time.js'
 import { deleteExpiredChallenges } from './challenges.js'
+import { deviceName } from './device-name.js'
 import { expiredDeviceTokensQuery } from './device-tokens.js'
 import type { Keys } from './keys.js'
 import { expiredSecurityEventsQuery } from './security-events.js'
@@ -300,6 +301,8 @@ export interface SessionView {
   lastUsedAt: string
   expiresAt: string
   userAgent: string | null
+  /** A short name of the device, from its user agent ("Chrome on Linux"). */
+  device: string
   ip: string | null
   signInMethod: string | null
   current: boolean
@@ -326,6 +329,7 @@ export async function listActiveSessions(
     lastUsedAt: toIso(row.last_used_at),
     expiresAt: toIso(row.expires_at),
     userAgent: row.user_agent,
+    device: deviceName(row.user_agent),
     ip: row.ip,
     signInMethod: row.sign_in_method,
     current: row.id === currentSessionId,

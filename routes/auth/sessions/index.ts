@@ -5,7 +5,7 @@ import { revokeOwnSession } from '../../../src/auth/flows/end-sessions.js'
 import { clientOf } from '../../../src/auth/security-events.js'
 import { listActiveSessions, SIGN_IN_METHODS } from '../../../src/auth/sessions.js'
 import { notFound } from '../../../src/errors.js'
-import { errorResponses, IdParams, IsoDateTime, Nullable } from '../../../src/schemas.js'
+import { DeviceName, errorResponses, IdParams, IsoDateTime, Nullable } from '../../../src/schemas.js'
 
 const SessionSchema = Type.Object(
   {
@@ -14,6 +14,7 @@ const SessionSchema = Type.Object(
     lastUsedAt: IsoDateTime,
     expiresAt: IsoDateTime,
     userAgent: Nullable(Type.String()),
+    device: DeviceName,
     ip: Nullable(Type.String()),
     signInMethod: Nullable(
       Type.String({

@@ -3,7 +3,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { pageSecurityEvents } from '../../../../src/auth/security-events.js'
-import { errorResponses, IsoDateTime, Nullable, PageQuery, pageOf } from '../../../../src/schemas.js'
+import { DeviceName, errorResponses, IsoDateTime, Nullable, PageQuery, pageOf } from '../../../../src/schemas.js'
 
 const SecurityEventSchema = Type.Object(
   {
@@ -15,6 +15,7 @@ const SecurityEventSchema = Type.Object(
     createdAt: IsoDateTime,
     ip: Nullable(Type.String()),
     userAgent: Nullable(Type.String()),
+    device: DeviceName,
     sessionId: Nullable(Type.String({ description: 'The session the event is about, if any' })),
   },
   { title: 'SecurityEvent' },
