@@ -242,6 +242,14 @@ export async function seedTasksPostgres(dir, env, log) {
       [DUMMY_HASH, start],
     )
     const every = TASKS_SEED.tasks / TASKS_SEED.ownerTasks
+    // As on SQLite: the secondary indexes are made after the load, with the
+    // migration's own definitions (constraints' indexes stay throughout).
+    const { rows: indexes } = await db.query(
+      `select i.indexname, i.indexdef from pg_indexes i
+        where i.schemaname = current_schema() and i.tablename = 'tasks'
+          and not exists (select 1 from pg_constraint c where c.conname = i.indexname)`,
+    )
+    for (const { indexname } of indexes) await db.query(`drop index "${indexname}"`)
     for (let from = 0; from < TASKS_SEED.tasks; from += BATCH_ROWS) {
       const to = Math.min(from + BATCH_ROWS, TASKS_SEED.tasks)
       await db.query(
@@ -262,6 +270,7 @@ export async function seedTasksPostgres(dir, env, log) {
       )
       log(`  tasks (PostgreSQL): ${to.toLocaleString('en')} / ${TASKS_SEED.tasks.toLocaleString('en')}`)
     }
+    for (const { indexdef } of indexes) await db.query(indexdef)
     // What autovacuum would have done to a table that grew over time: planner
     // statistics and a visibility map (index-only scans).
     await db.query('vacuum (analyze) users, tasks')
