@@ -48,7 +48,7 @@ export function probe(port, urlPath, timeoutMs = 2000) {
 
 /**
  * One JSON request on a fresh connection (no pooled keep-alive socket that the
- * server may close between scenarios). Resolves `{ status, json, setCookie }`.
+ * server may close between scenarios). Resolves `{ status, json, setCookie, headers }`.
  */
 function requestJson(method, port, urlPath, body, headers) {
   return new Promise((resolve, reject) => {
@@ -77,6 +77,7 @@ function requestJson(method, port, urlPath, body, headers) {
               status: response.statusCode,
               json: text ? JSON.parse(text) : undefined,
               setCookie: response.headers['set-cookie'] ?? [],
+              headers: response.headers,
             })
           } catch (error) {
             reject(error)
@@ -107,19 +108,32 @@ export async function waitFor200(port, urlPath, { timeoutMs = 15_000, intervalMs
 /**
  * Starts a Node process that listens on `port`; stdout and stderr go to `logFile`
  * (as a production server's would go to a file or journal, not to a slow pipe).
+ * `command` defaults to this node (`args` then start with its flags and script).
+ * With `group`, the process leads a process group of its own, and stopping
+ * signals the whole group (for a launcher such as npm, whose shell and server
+ * are its children).
  */
-export function startProcess({ args, env, logFile, port, cwd = ROOT }) {
+export function startProcess({ args, env, logFile, port, cwd = ROOT, command = process.execPath, group = false }) {
   const fd = openSync(logFile, 'a')
-  const child = spawn(process.execPath, args, {
+  const child = spawn(command, args, {
     cwd,
     // Only what the caller gives: nothing of the caller's environment (such as
     // NODE_OPTIONS or NODE_EXTRA_CA_CERTS, which alone adds about 90 ms to every
     // node start on this machine) reaches the measured process.
     env,
     stdio: ['ignore', fd, fd],
+    detached: group,
   })
   closeSync(fd)
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
+  const signal = (name) => {
+    try {
+      if (group) process.kill(-child.pid, name)
+      else child.kill(name)
+    } catch {
+      // already gone
+    }
+  }
   return {
     child,
     pid: child.pid,
@@ -127,13 +141,29 @@ export function startProcess({ args, env, logFile, port, cwd = ROOT }) {
     logFile,
     exited,
     async stop(timeoutMs = 10_000) {
-      if (child.exitCode !== null || child.signalCode !== null) return exited
-      child.kill('SIGTERM')
-      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
-      const result = await exited
-      clearTimeout(timer)
-      return result
+      const deadline = Date.now() + timeoutMs
+      if (child.exitCode === null && child.signalCode === null) {
+        signal('SIGTERM')
+        const timer = setTimeout(() => signal('SIGKILL'), timeoutMs)
+        await exited
+        clearTimeout(timer)
+      }
+      // The launcher may exit before its server has: wait for the whole group.
+      while (group && groupAlive(child.pid)) {
+        if (Date.now() > deadline) signal('SIGKILL')
+        await sleep(10)
+      }
+      return exited
     },
+  }
+}
+
+function groupAlive(pgid) {
+  try {
+    process.kill(-pgid, 0)
+    return true
+  } catch {
+    return false
   }
 }
 

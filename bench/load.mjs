@@ -3,12 +3,15 @@
 // `{ jobs: [...] }`, runs the jobs at the same time, and prints one JSON result
 // per job on stdout. A later line `stop` on stdin ends every job early.
 //
-// A job: { name, port, method, path, headers, body, connections, duration, overallRate?, sessions? }.
+// A job: { name, port, method, path, headers, body, connections, duration, sessions?, openLoopRate? }.
 // With `sessions` (one cookie jar per connection), each connection sends its own
 // cookies and keeps whatever the server sets: real refresh-token rotation, where
 // every request presents the token the previous response issued.
+// With `openLoopRate` (requests per second), the job is open-loop instead
+// (bench/open-loop.mjs): a fixed schedule, latency in fractions of a ms.
 import { createInterface } from 'node:readline'
 import autocannon from 'autocannon'
+import { openLoop } from './open-loop.mjs'
 
 const MAX_DURATION_S = 120
 
@@ -45,6 +48,10 @@ function cookieJarClients(job) {
 
 function runJob(job) {
   const duration = Math.min(job.duration, MAX_DURATION_S)
+  if (job.openLoopRate) {
+    const run = openLoop({ ...job, duration, rate: job.openLoopRate })
+    return { instance: run, done: run.done.then((result) => ({ openLoop: true, ...result })) }
+  }
   const instance = autocannon({
     url: `http://127.0.0.1:${job.port}${job.path}`,
     method: job.method ?? 'GET',
@@ -53,7 +60,6 @@ function runJob(job) {
     connections: job.connections ?? 50,
     duration,
     timeout: 30,
-    ...(job.overallRate ? { overallRate: job.overallRate } : {}),
     ...(job.sessions ? { setupClient: cookieJarClients(job) } : {}),
   })
   const done = new Promise((resolve, reject) => {
@@ -64,6 +70,10 @@ function runJob(job) {
 }
 
 function summarize(name, result) {
+  if (result.openLoop) {
+    const { openLoop: _, ...rest } = result
+    return { name, ...rest, non2xx: result.total - result.ok, timeouts: 0 }
+  }
   const completed = result.requests.total
   const ok = completed - result.non2xx
   return {

@@ -2,7 +2,10 @@
 // bench/.cache/ (git-ignored), keyed by a hash of the migrations and of this
 // seeding code's version. Built from a real latchkey data directory (the CLI
 // migrates it and writes its secrets); bulk rows go in directly with
-// better-sqlite3, in big transactions, into the tables the migration creates.
+// better-sqlite3, in big transactions, into the tables the migration creates;
+// their secondary indexes are dropped for the load and made again afterwards,
+// from the migration's own definitions (a bulk load into five random-order
+// indexes took minutes; building each index once, sorted, takes seconds).
 // The PostgreSQL copy of the tasks data is not cached: it is generated inside
 // PostgreSQL (INSERT ... SELECT over generate_series), in about a minute.
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
@@ -11,13 +14,15 @@ import path from 'node:path'
 import Database from 'better-sqlite3'
 import { BENCH_DIR, CLI, connectPostgres, freePort, ROOT, signIn, startProcess, waitFor200 } from './lib.mjs'
 
-/** Bump when the shape of the seeded data changes. */
-const SEED_VERSION = 1
+/** Bump when the shape of the seeded data (or the way it is laid out) changes. */
+const SEED_VERSION = 2
 const CACHE_DIR = path.join(BENCH_DIR, '.cache')
 const BATCH_ROWS = 100_000
 const DUMMY_HASH = '$argon2id$v=19$m=19456,t=2,p=1$YmVuY2ggZHVtbXkgc2FsdA$YmVuY2ggZHVtbXkgaGFzaCBub3QgYSByZWFsIG9uZQ'
 
 export const TASKS_SEED = { users: 10_000, tasks: 1_000_000, ownerTasks: 10_000 }
+/** The same owner and page on a small table (scenario 3's page-scaling reference). */
+export const SMALL_TASKS_SEED = { users: 10, tasks: 1_000, ownerTasks: 100 }
 export const SESSIONS_SEED = { users: 1_000, sessions: 1_000_000 }
 export const OWNER = { email: 'owner@bench.invalid', password: 'bench owner passphrase 0' }
 
@@ -54,7 +59,26 @@ function openForSeeding(dir) {
   // Seeding only: a crash here just means seeding again.
   db.pragma('synchronous = OFF')
   db.pragma('foreign_keys = ON')
+  // Room for the random-order primary keys of a million rows (negative: KiB).
+  db.pragma('cache_size = -524288')
   return db
+}
+
+/**
+ * Runs `load` with the secondary indexes of `tables` dropped, then makes them
+ * again with the SQL the migration created them with (read from sqlite_master,
+ * so nothing here restates the schema). Primary keys and unique constraints
+ * stay throughout.
+ */
+function withIndexesAfter(db, tables, load) {
+  const indexes = db
+    .prepare(
+      `select name, sql from sqlite_master where type = 'index' and sql is not null and tbl_name in (${tables.map(() => '?').join(', ')})`,
+    )
+    .all(...tables)
+  for (const { name } of indexes) db.exec(`drop index "${name}"`)
+  load()
+  for (const { sql } of indexes) db.exec(sql)
 }
 
 function finish(db, tmpDir, finalDir, meta) {
@@ -99,22 +123,23 @@ async function signUpOwner(dir, env) {
 }
 
 /**
- * 1,000,000 tasks across 10,000 users; the owner (signed up through the API, so
- * it has a real password) holds 10,000 of them. Rows are inserted in creation
- * order with the users interleaved, as a database that grew over time would be.
+ * 1,000,000 tasks across 10,000 users (`size`, TASKS_SEED); the owner (signed
+ * up through the API, so it has a real password) holds 10,000 of them. Rows are
+ * inserted in creation order with the users interleaved, as a database that
+ * grew over time would be.
  */
-async function seedTasks(tmpDir, env, log) {
+async function seedTasks(tmpDir, env, log, size = TASKS_SEED) {
   await migratedDataDir(tmpDir, env)
   await signUpOwner(tmpDir, env)
 
   const db = openForSeeding(tmpDir)
   const owner = db.prepare('select id from users where email = ?').get(OWNER.email).id
-  const start = Date.now() - TASKS_SEED.tasks * 500
-  const others = insertDummyUsers(db, TASKS_SEED.users - 1, 'tasks', start)
+  const start = Date.now() - size.tasks * 500
+  const others = insertDummyUsers(db, size.users - 1, 'tasks', start)
   const insert = db.prepare(
     'insert into tasks (id, user_id, list_id, title, completed, due_at, notes, created_at, updated_at) values (?, ?, null, ?, ?, ?, ?, ?, ?)',
   )
-  const every = TASKS_SEED.tasks / TASKS_SEED.ownerTasks
+  const every = size.tasks / size.ownerTasks
   const batch = db.transaction((from, to) => {
     for (let i = from; i < to; i++) {
       const user = i % every === 0 ? owner : others[i % others.length]
@@ -131,14 +156,18 @@ async function seedTasks(tmpDir, env, log) {
       )
     }
   })
-  for (let from = 0; from < TASKS_SEED.tasks; from += BATCH_ROWS) {
-    batch(from, Math.min(from + BATCH_ROWS, TASKS_SEED.tasks))
-    log(
-      `  tasks: ${Math.min(from + BATCH_ROWS, TASKS_SEED.tasks).toLocaleString('en')} / ${TASKS_SEED.tasks.toLocaleString('en')}`,
-    )
-  }
+  withIndexesAfter(db, ['tasks'], () => {
+    for (let from = 0; from < size.tasks; from += BATCH_ROWS) {
+      batch(from, Math.min(from + BATCH_ROWS, size.tasks))
+      if (size.tasks > BATCH_ROWS) {
+        log(
+          `  tasks: ${Math.min(from + BATCH_ROWS, size.tasks).toLocaleString('en')} / ${size.tasks.toLocaleString('en')}`,
+        )
+      }
+    }
+  })
   const ownerTasks = db.prepare('select count(*) as n from tasks where user_id = ?').get(owner).n
-  return { db, meta: { owner: { ...OWNER, id: owner, tasks: ownerTasks }, ...TASKS_SEED } }
+  return { db, meta: { owner: { ...OWNER, id: owner, tasks: ownerTasks }, ...size } }
 }
 
 /** 1,000,000 ended sessions (all expired, one in ten also revoked), each with its expired refresh token. */
@@ -173,12 +202,14 @@ async function seedSessions(tmpDir, env, log) {
       token.run(randomBytes(32).toString('base64url'), id, created, expires)
     }
   })
-  for (let from = 0; from < SESSIONS_SEED.sessions; from += BATCH_ROWS) {
-    batch(from, Math.min(from + BATCH_ROWS, SESSIONS_SEED.sessions))
-    log(
-      `  sessions: ${Math.min(from + BATCH_ROWS, SESSIONS_SEED.sessions).toLocaleString('en')} / ${SESSIONS_SEED.sessions.toLocaleString('en')}`,
-    )
-  }
+  withIndexesAfter(db, ['sessions', 'refresh_tokens'], () => {
+    for (let from = 0; from < SESSIONS_SEED.sessions; from += BATCH_ROWS) {
+      batch(from, Math.min(from + BATCH_ROWS, SESSIONS_SEED.sessions))
+      log(
+        `  sessions: ${Math.min(from + BATCH_ROWS, SESSIONS_SEED.sessions).toLocaleString('en')} / ${SESSIONS_SEED.sessions.toLocaleString('en')}`,
+      )
+    }
+  })
   return { db, meta: { ...SESSIONS_SEED } }
 }
 
@@ -211,6 +242,14 @@ export async function seedTasksPostgres(dir, env, log) {
       [DUMMY_HASH, start],
     )
     const every = TASKS_SEED.tasks / TASKS_SEED.ownerTasks
+    // As on SQLite: the secondary indexes are made after the load, with the
+    // migration's own definitions (constraints' indexes stay throughout).
+    const { rows: indexes } = await db.query(
+      `select i.indexname, i.indexdef from pg_indexes i
+        where i.schemaname = current_schema() and i.tablename = 'tasks'
+          and not exists (select 1 from pg_constraint c where c.conname = i.indexname)`,
+    )
+    for (const { indexname } of indexes) await db.query(`drop index "${indexname}"`)
     for (let from = 0; from < TASKS_SEED.tasks; from += BATCH_ROWS) {
       const to = Math.min(from + BATCH_ROWS, TASKS_SEED.tasks)
       await db.query(
@@ -231,6 +270,7 @@ export async function seedTasksPostgres(dir, env, log) {
       )
       log(`  tasks (PostgreSQL): ${to.toLocaleString('en')} / ${TASKS_SEED.tasks.toLocaleString('en')}`)
     }
+    for (const { indexdef } of indexes) await db.query(indexdef)
     // What autovacuum would have done to a table that grew over time: planner
     // statistics and a visibility map (index-only scans).
     await db.query('vacuum (analyze) users, tasks')
@@ -243,10 +283,14 @@ export async function seedTasksPostgres(dir, env, log) {
   }
 }
 
-const SEEDERS = { tasks: seedTasks, sessions: seedSessions }
+const SEEDERS = {
+  tasks: seedTasks,
+  'tasks-small': (tmpDir, env, log) => seedTasks(tmpDir, env, log, SMALL_TASKS_SEED),
+  sessions: seedSessions,
+}
 
 /**
- * The cached seeded data directory `kind` ('tasks' or 'sessions'), building it
+ * The cached seeded data directory `kind` ('tasks', 'tasks-small' or 'sessions'), building it
  * first if missing. Returns `{ dir, meta }`; copy `dir` before serving from it.
  */
 export async function ensureSeeded(kind, env, log) {

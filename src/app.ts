@@ -17,6 +17,7 @@ import Fastify, {
   LogController,
 } from 'fastify'
 import fp from 'fastify-plugin'
+import type { DestinationStream } from 'pino'
 import accountPagePlugin from '../plugins/account-page.js'
 import authPlugin from '../plugins/auth.js'
 import backupPlugin from '../plugins/backup.js'
@@ -154,8 +155,12 @@ class AccessLog extends LogController {
   }
 }
 
-/** Server options derived from the configuration; logs never hold secrets. */
-export function serverOptions(config: Config): FastifyHttpOptions<Server> {
+/**
+ * Server options derived from the configuration; logs never hold secrets.
+ * `logStream` replaces pino's default destination (synchronous writes to
+ * stdout): the server passes an asynchronous one (src/server.ts).
+ */
+export function serverOptions(config: Config, logStream?: DestinationStream): FastifyHttpOptions<Server> {
   const requestTimeout = config.requestTimeout * 1000
   const headersTimeout = config.headersTimeout * 1000
   return {
@@ -186,6 +191,7 @@ export function serverOptions(config: Config): FastifyHttpOptions<Server> {
         ? false
         : {
             level: config.logLevel,
+            ...(logStream ? { stream: logStream } : {}),
             // Requests and responses are logged through serializers that keep
             // an allow-list of fields, never headers or bodies. Defence in depth:
             // credentials logged under these keys anywhere else are censored.
@@ -208,9 +214,12 @@ export function serverOptions(config: Config): FastifyHttpOptions<Server> {
   }
 }
 
-/** Builds a ready app (server, CLI and tests all start here). */
-export async function buildApp(config: Config, options: Omit<AppOptions, 'config'> = {}): Promise<FastifyInstance> {
-  const app = Fastify(serverOptions(config)).withTypeProvider<TypeBoxTypeProvider>()
+/** Builds a ready app (server, CLI and tests all start here); `logStream` as for serverOptions. */
+export async function buildApp(
+  config: Config,
+  { logStream, ...options }: Omit<AppOptions, 'config'> & { logStream?: DestinationStream } = {},
+): Promise<FastifyInstance> {
+  const app = Fastify(serverOptions(config, logStream)).withTypeProvider<TypeBoxTypeProvider>()
   // fp: the app's decorators (db, config, ...) are visible on the instance
   // returned, for the CLI and the tests.
   await app.register(fp(latchkey), { ...options, config })
