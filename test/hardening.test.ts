@@ -70,10 +70,12 @@ t.test('active sessions per user are capped; a new sign-in ends the least recent
 })
 
 t.test('password hashing has a bounded line: beyond HASH_QUEUE_MAX, 503 SERVER_BUSY at once', async (t) => {
-  // A hash slow enough (about 0.2 s here) that all ten logins reach the line
-  // while the first is still hashing, even on PostgreSQL on a busy machine: with
-  // 8 MiB and t=3 (about 15 ms) one finished first now and then, and a fourth
-  // login got in.
+  // All ten logins must reach the line while the first is still hashing. Each
+  // comes from its own IP for its own email (one of them the account's), so their
+  // failed-login counters are different rows:
+  // on PostgreSQL, ten counts of one IP's row wait on each other's commits
+  // (tens of ms each on a busy disk), and the tenth login arrived after a hash
+  // had finished. The hash is slow too (about 0.2 s here).
   const { app } = await buildTestApp(t, {
     HASH_CONCURRENCY: '1',
     HASH_QUEUE_MAX: '2',
@@ -86,7 +88,8 @@ t.test('password hashing has a bounded line: beyond HASH_QUEUE_MAX, 503 SERVER_B
       app.inject({
         method: 'POST',
         url: '/auth/login',
-        payload: { email: i % 2 ? account.email : `nobody-${i}@example.com`, password: 'x'.repeat(1000) },
+        remoteAddress: `10.0.0.${i + 1}`,
+        payload: { email: i === 1 ? account.email : `nobody-${i}@example.com`, password: 'x'.repeat(1000) },
       }),
     ),
   )
